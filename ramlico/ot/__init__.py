@@ -1,0 +1,19 @@
+"""The one batched Sinkhorn engine shared by every ramlico method (contract: spec/sinkhorn.md)."""
+
+from ramlico.ot.costs import cosine_cost, kcot_cost, kcot_log_kernel, squared_euclidean_cost
+from ramlico.ot.distance import entropic_ot_value
+from ramlico.ot.layer import SinkhornOT
+from ramlico.ot.result import OTResult, SinkhornWarning
+from ramlico.ot.sinkhorn import sinkhorn
+
+__all__ = [
+    "OTResult",
+    "SinkhornOT",
+    "SinkhornWarning",
+    "cosine_cost",
+    "entropic_ot_value",
+    "kcot_cost",
+    "kcot_log_kernel",
+    "sinkhorn",
+    "squared_euclidean_cost",
+]

@@ -1,0 +1,235 @@
+"""Validation and normalisation of Sinkhorn inputs into one :class:`Problem`.
+
+Everything the iterations need is computed here once: the log-kernel ``L = -cost / reg``, the
+log-marginals with ``-inf`` on zero-mass and padded entries, the relaxation exponents of the
+unbalanced problem, the number of real rows per problem and which problems are empty. Every check
+raises a ``ValueError`` that names the argument, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Problem", "prepare_problem"]
+
+Tensor = torch.Tensor
+_NEG_INF = float("-inf")
+
+
+@dataclass
+class Problem:
+    """A batch of entropic OT problems in log form (shapes: ``*batch`` leading dims, N rows, M cols).
+
+    Marginal-shaped tensors keep the caller's broadcastable shape (e.g. LaZSL's ``(B, 1, N)``) so
+    that nothing of size ``batch x N`` is materialised needlessly.
+    """
+
+    log_kernel: Tensor  # (*batch, N, M), fp32/fp64, never NaN or +inf
+    log_a: Tensor  # (..., N) broadcastable to (*batch, N); -inf on zero mass / padding
+    log_b: Tensor  # (..., M)
+    row_real: Tensor  # (..., N) bool: False on padded rows (row_mask)
+    kappa_a: float  # rho_a / (rho_a + reg); 1.0 = hard constraint
+    kappa_b: float
+    reg: Tensor  # (*batch) or () : entropic regulariser (1.0 when only a log-kernel was given)
+    batch_shape: torch.Size
+    n_rows: Tensor  # (*batch) number of real rows (float, for mean metrics)
+    empty: Tensor  # (*batch) bool: no positive-mass row or no positive-mass column
+
+    @property
+    def pos_a(self) -> Tensor:
+        """``(..., N)`` bool: rows that carry mass."""
+        return self.log_a > _NEG_INF
+
+    @property
+    def pos_b(self) -> Tensor:
+        """``(..., M)`` bool: columns that carry mass."""
+        return self.log_b > _NEG_INF
+
+    @property
+    def balanced(self) -> bool:
+        return self.kappa_a == 1.0 and self.kappa_b == 1.0
+
+
+def _work_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """fp64 if any floating input is fp64, else fp32 (bf16/fp16 are upcast: OT runs in fp32)."""
+    dtypes = [t.dtype for t in tensors if isinstance(t, Tensor) and t.is_floating_point()]
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def _as_tensor(x: Tensor | float, like: Tensor, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must be a float tensor, got dtype {x.dtype}")
+        return x.to(device=like.device, dtype=like.dtype)
+    return torch.as_tensor(float(x), device=like.device, dtype=like.dtype)
+
+
+def _check_mask(mask: Tensor | None, name: str, size: int, device: torch.device) -> Tensor:
+    if mask is None:
+        return torch.ones(size, dtype=torch.bool, device=device)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must be a bool tensor (False = padding), got dtype {mask.dtype}")
+    if mask.shape[-1:] != (size,):
+        raise ValueError(f"{name} has shape {tuple(mask.shape)}; its last dim must be {size}")
+    return mask.to(device)
+
+
+def _log_marginal(
+    values: Tensor | None, logs: Tensor | None, real: Tensor, name: str, size: int, dtype, device
+) -> Tensor:
+    """Log-marginal ``(..., size)`` with ``-inf`` on zero mass and padding; uniform when absent."""
+    if values is not None and logs is not None:
+        raise ValueError(f"pass either {name} or log_{name}, not both")
+    if values is not None:
+        v = values.to(device=device, dtype=dtype)
+        if v.shape[-1:] != (size,):
+            raise ValueError(
+                f"{name} has shape {tuple(v.shape)}; its last dim must match the cost ({size})"
+            )
+        if not torch.isfinite(v).all():
+            raise ValueError(f"{name} contains NaN or Inf; marginals must be finite and >= 0")
+        if (v < 0).any():
+            raise ValueError(
+                f"{name} has negative entries (min {v.min().item():.3g}); marginals must be >= 0"
+            )
+        with torch.no_grad():
+            logv = torch.log(v)
+    elif logs is not None:
+        logv = logs.to(device=device, dtype=dtype)
+        if logv.shape[-1:] != (size,):
+            raise ValueError(f"log_{name} has shape {tuple(logv.shape)}; last dim must be {size}")
+        if torch.isnan(logv).any() or (logv == float("inf")).any():
+            raise ValueError(f"log_{name} contains NaN or +inf; use -inf for zero mass")
+    else:
+        n_real = real.sum(-1, keepdim=True).clamp_min(1).to(dtype)
+        logv = (-torch.log(n_real)).expand(real.shape)
+    return torch.where(real, logv, torch.full((), _NEG_INF, dtype=dtype, device=device))
+
+
+def _kappa(rho: float, reg: Tensor, name: str) -> float:
+    if rho <= 0 or math.isnan(rho):
+        raise ValueError(f"{name} must be > 0 (inf = hard constraint), got {rho}")
+    if math.isinf(rho):
+        return 1.0
+    if reg.numel() != 1:
+        raise ValueError(
+            "unbalanced OT (reg_m) needs a scalar reg; got a per-problem reg tensor of shape "
+            f"{tuple(reg.shape)}. Solve groups with equal reg separately."
+        )
+    return rho / (rho + float(reg))
+
+
+def _relaxation(reg_m, reg: Tensor) -> tuple[float, float]:
+    if reg_m is None:
+        return 1.0, 1.0
+    if isinstance(reg_m, (tuple, list)):
+        if len(reg_m) != 2:
+            raise ValueError(f"reg_m must be a float or a pair (rho_a, rho_b), got {reg_m!r}")
+        rho_a, rho_b = float(reg_m[0]), float(reg_m[1])
+    else:
+        rho_a = rho_b = float(reg_m)
+    return _kappa(rho_a, reg, "reg_m (rows)"), _kappa(rho_b, reg, "reg_m (columns)")
+
+
+def _check_mass(problem: Problem, mass_tol: float) -> None:
+    """Balanced OT needs equal total mass on both sides of every non-empty problem."""
+    mass_a = torch.logsumexp(problem.log_a, -1).exp()
+    mass_b = torch.logsumexp(problem.log_b, -1).exp()
+    mass_a, mass_b = torch.broadcast_tensors(mass_a, mass_b)
+    rel = (mass_a - mass_b).abs() / torch.maximum(mass_a, mass_b).clamp_min(1e-30)
+    both = (mass_a > 0) & (mass_b > 0)  # empty problems are allowed: they get a zero plan
+    rel = torch.where(both & torch.isfinite(rel), rel, torch.zeros_like(rel))
+    if (rel > mass_tol).any():
+        worst = int(rel.argmax())
+        raise ValueError(
+            f"balanced OT needs sum(a) == sum(b) for every problem; problem {worst} (flat index) "
+            f"has sum(a)={mass_a.flatten()[worst].item():.6g}, "
+            f"sum(b)={mass_b.flatten()[worst].item():.6g} (relative gap "
+            f"{rel.max().item():.3g} > mass_tol={mass_tol:g}). Normalise a and b, or pass "
+            "reg_m=... for KL-relaxed (unbalanced) OT."
+        )
+
+
+def prepare_problem(
+    cost: Tensor | None,
+    a: Tensor | None,
+    b: Tensor | None,
+    reg: Tensor | float | None,
+    *,
+    log_kernel: Tensor | None = None,
+    log_a: Tensor | None = None,
+    log_b: Tensor | None = None,
+    row_mask: Tensor | None = None,
+    col_mask: Tensor | None = None,
+    reg_m: float | tuple[float, float] | None = None,
+    mass_tol: float = 1e-4,
+    validate: bool = True,
+) -> Problem:
+    """Check the inputs of :func:`ramlico.ot.sinkhorn` and build a :class:`Problem` (fp32/fp64)."""
+    if (cost is None) == (log_kernel is None):
+        raise ValueError("pass exactly one of cost (with reg) or log_kernel (= -cost / reg)")
+    source = cost if cost is not None else log_kernel
+    src_name = "cost" if cost is not None else "log_kernel"
+    if not isinstance(source, Tensor) or source.dim() < 2:
+        raise ValueError(f"{src_name} must be a tensor of shape (*batch, N, M)")
+    if not source.is_floating_point():
+        raise TypeError(f"{src_name} must be a floating tensor, got {source.dtype}")
+    dtype = _work_dtype(source, a, b, log_a, log_b, reg if isinstance(reg, Tensor) else None)
+    device = source.device
+    source = source.to(dtype)
+    n, m = source.shape[-2:]
+    if cost is not None and reg is None:
+        raise ValueError("reg (the entropic regulariser, eps) is required with cost; e.g. reg=0.1")
+    reg_t = _as_tensor(1.0 if reg is None else reg, source, "reg")
+    if validate and (not torch.isfinite(reg_t).all() or (reg_t <= 0).any()):
+        raise ValueError(
+            f"reg must be finite and > 0, got {reg_t.flatten()[:4].tolist()}; use reg >= 1e-3 "
+            "(the solver works in the log domain, small reg is safe)"
+        )
+    if validate:
+        if cost is not None and not torch.isfinite(source).all():
+            bad = (~torch.isfinite(source)).sum().item()
+            raise ValueError(
+                f"cost has {bad} non-finite entries (NaN/Inf); costs must be finite. For forbidden "
+                "pairs pass log_kernel with -inf there instead."
+            )
+        if cost is None and (torch.isnan(source).any() or (source == float("inf")).any()):
+            raise ValueError("log_kernel contains NaN or +inf; only -inf (forbidden pair) is allowed")
+    log_k = -source / reg_t[..., None, None] if cost is not None else source
+    row_real = _check_mask(row_mask, "row_mask", n, device)
+    col_real = _check_mask(col_mask, "col_mask", m, device)
+    la = _log_marginal(a, log_a, row_real, "a", n, dtype, device)
+    lb = _log_marginal(b, log_b, col_real, "b", m, dtype, device)
+    try:
+        batch_shape = torch.broadcast_shapes(
+            log_k.shape[:-2], la.shape[:-1], lb.shape[:-1], reg_t.shape
+        )
+    except RuntimeError as exc:
+        raise ValueError(
+            f"shapes do not broadcast: {src_name} {tuple(log_k.shape)}, a {tuple(la.shape)}, "
+            f"b {tuple(lb.shape)}, reg {tuple(reg_t.shape)}; expected (*batch, N, M), (*batch, N), "
+            "(*batch, M) up to broadcasting"
+        ) from exc
+    log_k = log_k.expand(*batch_shape, n, m)
+    kappa_a, kappa_b = _relaxation(reg_m, reg_t)
+    pos_a_any = (la > _NEG_INF).any(-1).expand(batch_shape)
+    pos_b_any = (lb > _NEG_INF).any(-1).expand(batch_shape)
+    n_rows = row_real.sum(-1).to(dtype).expand(batch_shape)
+    problem = Problem(
+        log_kernel=log_k,
+        log_a=la,
+        log_b=lb,
+        row_real=row_real,
+        kappa_a=kappa_a,
+        kappa_b=kappa_b,
+        reg=reg_t,
+        batch_shape=batch_shape,
+        n_rows=n_rows,
+        empty=~(pos_a_any & pos_b_any),
+    )
+    if validate and problem.balanced:
+        _check_mass(problem, mass_tol)
+    return problem

@@ -38,15 +38,12 @@ class Problem:
     n_rows: Tensor  # (*batch) number of real rows (float, for mean metrics)
     empty: Tensor  # (*batch) bool: no positive-mass row or no positive-mass column
 
-    @property
-    def pos_a(self) -> Tensor:
-        """``(..., N)`` bool: rows that carry mass."""
-        return self.log_a > _NEG_INF
+    pos_a: Tensor = None  # type: ignore[assignment]  # (..., N) bool: rows that carry mass
+    pos_b: Tensor = None  # type: ignore[assignment]  # (..., M) bool: columns that carry mass
 
-    @property
-    def pos_b(self) -> Tensor:
-        """``(..., M)`` bool: columns that carry mass."""
-        return self.log_b > _NEG_INF
+    def __post_init__(self) -> None:
+        self.pos_a = self.log_a > _NEG_INF
+        self.pos_b = self.log_b > _NEG_INF
 
     @property
     def balanced(self) -> bool:

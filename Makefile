@@ -1,0 +1,37 @@
+# ramlico: two commands do all the set-up on a fresh machine.
+#   make test   installs the package with its dev extra, then runs the test suite
+#   make demo   installs, then runs the demo (CPU, generated data, a tiny model; minutes)
+# Use a virtual environment if you like: `python3 -m venv .venv && . .venv/bin/activate` first.
+
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch/torchvision are installed first, pinned, when the interpreter has no torch yet; override
+# TORCH_SPEC (e.g. TORCH_SPEC="torch==2.5.1 torchvision==0.20.1") for another platform.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := .make/installed-$(shell $(PYTHON) -c "import sys; print('%d.%d' % sys.version_info[:2])")
+PYTEST_ARGS ?=
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_SPEC)
+	$(PIP) install -e ".[dev]"
+	@mkdir -p .make && touch $@
+
+test: install
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(PYTHON) benchmarks/sinkhorn.py --device cpu --quick --repeats 3 \
+		--cases ram_coco_gzsl ram_nus_gzsl lico_resnet50
+
+bench: install
+	$(PYTHON) benchmarks/sinkhorn.py
+
+lint: install
+	$(PYTHON) -m ruff check ramlico tests benchmarks
+
+clean:
+	rm -rf .make build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,85 @@
+"""timm image encoders (ResNet, WideResNet, ViT, DINOv2) with access to the last feature map.
+
+``pretrained`` is ``False`` (random init), ``True`` (timm's hub weights) or a local weights file
+(offline; loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+__all__ = ["TimmBackbone"]
+
+Tensor = torch.Tensor
+
+
+class TimmBackbone(nn.Module):
+    """A timm model used as an image encoder.
+
+    Args:
+        model_name: any ``timm.list_models()`` name, e.g. ``"resnet50"``, ``"wide_resnet50_2"``,
+            ``"vit_base_patch16_224"``, ``"vit_base_patch14_dinov2"``.
+        pretrained: ``False``, ``True`` (hub) or a local weights file path.
+        freeze: freeze every weight and keep eval mode.
+        **model_kwargs: forwarded to ``timm.create_model`` (``img_size``, ``depth``, ...).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        pretrained: bool | str = False,
+        freeze: bool = False,
+        **model_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not timm.is_model(model_name):
+            close = timm.list_models(f"*{model_name.split('_')[0]}*")[:20]
+            raise ValueError(f"unknown timm model '{model_name}'; similar names: {close}")
+        kwargs: dict[str, Any] = dict(num_classes=0, **model_kwargs)
+        if isinstance(pretrained, str):
+            if not Path(pretrained).is_file():
+                raise FileNotFoundError(f"timm weights file not found: {pretrained}")
+            kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained))
+            pretrained = True
+        try:
+            self.model = timm.create_model(model_name, pretrained=bool(pretrained), **kwargs)
+        except (RuntimeError, OSError) as exc:
+            raise RuntimeError(
+                f"could not load pretrained weights for timm model '{model_name}'. Offline, pass "
+                "a local file: pretrained=/path/to/model.safetensors (see README)."
+            ) from exc
+        self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
+        self.frozen = freeze
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> TimmBackbone:
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    @property
+    def num_features(self) -> int:
+        return int(self.model.num_features)
+
+    def feature_map(self, images: Tensor) -> Tensor:
+        """Last feature map as ``(B, C, L)``: C channels over L spatial positions.
+
+        CNNs: ``(B, C, H, W)`` flattened; ViTs: patch tokens ``(B, L, D)`` (prefix tokens
+        dropped) transposed to ``(B, D, L)``.
+        """
+        feats = self.model.forward_features(images)
+        if feats.dim() == 4:
+            return feats.flatten(2)
+        return feats[:, self.num_prefix_tokens :].transpose(1, 2)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``(B, num_features)`` pooled features (timm's ``forward_head(pre_logits=True)``)."""
+        return self.model.forward_head(self.model.forward_features(images), pre_logits=True)

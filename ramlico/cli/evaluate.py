@@ -1,0 +1,72 @@
+"""``evaluate(cfg)``: test a trained checkpoint or a training-free method on the eval splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from ramlico.cli.checkpoint import load_checkpoint
+from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
+from ramlico.utils import get_logger
+
+__all__ = ["evaluate", "results_table"]
+
+log = get_logger(__name__)
+
+
+def results_table(metrics: dict[str, float], title: str) -> Table:
+    """A rich table with one row per split and one column per metric (``test/<split>/<name>``)."""
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == "test":
+            rows.setdefault(parts[1], {})[parts[2]] = value
+    names = sorted({n for r in rows.values() for n in r}, key=lambda n: (n == "mAP", n[-1], n))
+    table = Table(title=title)
+    table.add_column("split")
+    for n in names:
+        table.add_column(n, justify="right")
+    for split, vals in rows.items():
+        table.add_row(split.upper(), *(f"{vals[n]:.1f}" if n in vals else "-" for n in names))
+    return table
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Evaluate on every eval split of the datamodule (ZSL and GZSL); print and log the metrics.
+
+    With ``ckpt_path`` the model config comes from the checkpoint (unless
+    ``use_checkpoint_config=false``) and its trainable weights are restored; frozen backbones are
+    rebuilt from that config. Training-free methods need no checkpoint.
+    """
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    ckpt = load_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    model_cfg = cfg.model
+    if ckpt is not None and cfg.get("use_checkpoint_config", True):
+        saved = (ckpt["ramlico"].get("config") or {}).get("model")
+        if saved:
+            model_cfg = OmegaConf.create(saved)
+    cls = hydra.utils.get_class(model_cfg._target_)
+    if ckpt is None and not getattr(cls, "eval_only", False):
+        raise ValueError(
+            f"{model_cfg._target_} is trained: pass ckpt_path=/path/to/last.ckpt to evaluate.py"
+        )
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(model_cfg)
+    if ckpt is not None:
+        model.on_load_checkpoint(ckpt)
+        model.load_state_dict(ckpt["state_dict"], strict=False)
+    model.run_config = resolved_config(cfg)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer.test(model=model, datamodule=datamodule)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        Console().print(results_table(metrics, f"{cls.__name__} ({cfg.get('task_name', 'eval')})"))
+    return metrics, dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)

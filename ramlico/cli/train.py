@@ -1,0 +1,60 @@
+"""``train(cfg)``: fit a method from a composed config, then test its checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
+from ramlico.utils import get_logger
+
+__all__ = ["train"]
+
+log = get_logger(__name__)
+
+
+def _refuse_eval_only(cfg: DictConfig) -> None:
+    target = cfg.model.get("_target_")
+    cls = hydra.utils.get_class(target)
+    if getattr(cls, "eval_only", False):
+        raise ValueError(
+            f"{target} is training-free (evaluation only); run "
+            "`python evaluate.py experiment=<name>` instead of train.py"
+        )
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Instantiate data, model, callbacks, loggers and Trainer; fit; test the best checkpoint.
+
+    Returns:
+        ``(metrics, objects)``: the Trainer's callback metrics (train and test) and the objects
+        built (``cfg``, ``datamodule``, ``model``, ``trainer``, ...).
+    """
+    _refuse_eval_only(cfg)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    log.info("building datamodule <%s>", cfg.data._target_)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    log.info("building model <%s>", cfg.model._target_)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = resolved_config(cfg)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    objects = dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)
+    metrics: dict[str, Any] = {}
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(trainer.callback_metrics)
+    if cfg.get("test", True):
+        ckpt = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+        best = (ckpt.best_model_path or ckpt.last_model_path) if ckpt is not None else ""
+        if cfg.get("train", True) and not best:
+            log.warning("no checkpoint was saved; testing the current weights")
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update(trainer.callback_metrics)
+    return {k: float(v) for k, v in metrics.items()}, objects

@@ -1,0 +1,144 @@
+"""Shared LightningModule plumbing: evaluation splits, metrics, lean checkpoints, eval-only guard.
+
+Every method subclasses :class:`RamlicoModule` and implements :meth:`predict_scores`
+(``(B, 3, H, W)`` images -> ``(B, C)`` scores over the split's labels). Evaluation runs one
+dataloader per split (``"zsl"``, ``"gzsl"``, ... as the datamodule names them) with the label set of
+that split, and logs ``{stage}/{split}/{metric}`` (e.g. ``test/zsl/F1@3``).
+
+Checkpoints hold only what cannot be rebuilt: trainable parameters and the persistent buffers of
+non-frozen modules, plus the resolved run config and the label names (key ``"ramlico"``). Frozen
+backbones are rebuilt from their config (hub tag, local file or seeded random init).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+
+from ramlico.metrics import MultiLabelMetrics
+from ramlico.utils import get_logger
+
+__all__ = ["RamlicoModule"]
+
+log = get_logger(__name__)
+Tensor = torch.Tensor
+
+
+class RamlicoModule(L.LightningModule, ABC):
+    """Base class of every ramlico method.
+
+    Args:
+        ks: the ``k`` of P@k / R@k / F1@k.
+    """
+
+    #: True for training-free methods; ``train.py`` refuses them.
+    eval_only: ClassVar[bool] = False
+
+    def __init__(self, ks: Sequence[int] = (3, 5)) -> None:
+        super().__init__()
+        self.ks = tuple(ks)
+        # Checkpoints omit frozen weights, so loading must accept their absence (checked below).
+        self.strict_loading = False
+        self.eval_splits: list[str] = []
+        self.label_names: dict[str, list[str]] = {}
+        self.run_config: dict[str, Any] | None = None
+        self.metrics = nn.ModuleDict()
+
+    # ----------------------------------------------------------------- label sets and metrics
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "label_names"):
+            raise ValueError(
+                f"{type(self).__name__} needs a ramlico datamodule (with label_names(split) and "
+                "eval_splits); pass datamodule=... to the Trainer"
+            )
+        self.eval_splits = list(dm.eval_splits)
+        self.label_names = {s: list(dm.label_names(s)) for s in ["train", *self.eval_splits]}
+        for split in self.eval_splits:
+            if split not in self.metrics:
+                self.metrics[split] = MultiLabelMetrics(ks=self.ks)
+        self.on_label_sets_ready()
+
+    def on_label_sets_ready(self) -> None:
+        """Hook: the label names of every split are known (build text classifiers here)."""
+
+    @abstractmethod
+    def predict_scores(self, images: Tensor, split: str) -> Tensor:
+        """``(B, 3, H, W)`` images -> ``(B, C)`` scores over ``self.label_names[split]``."""
+
+    def _eval_step(self, batch: Any, dataloader_idx: int) -> None:
+        images, targets = batch[0], batch[1]
+        split = self.eval_splits[dataloader_idx]
+        scores = self.predict_scores(images, split)
+        if scores.shape != targets.shape:
+            raise ValueError(
+                f"split '{split}': scores {tuple(scores.shape)} vs targets {tuple(targets.shape)}"
+            )
+        self.metrics[split].update(scores.float(), targets)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        for split in self.eval_splits:
+            metric = self.metrics[split]
+            if not metric.update_called:
+                continue
+            values = metric.compute()
+            self.log_dict({f"{stage}/{split}/{k}": v for k, v in values.items()}, sync_dist=False)
+            metric.reset()
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, dataloader_idx)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    # ----------------------------------------------------------------- lean checkpoints
+    def frozen_prefixes(self) -> list[str]:
+        """State-dict prefixes of frozen submodules (those with ``frozen = True``)."""
+        return [
+            f"{name}." for name, mod in self.named_modules() if name and getattr(mod, "frozen", False)
+        ]
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Trainable parameters and persistent buffers outside frozen submodules."""
+        frozen = tuple(self.frozen_prefixes())
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        params = {n for n, _ in self.named_parameters()}
+        keep = {}
+        for name, tensor in self.state_dict().items():
+            if name.startswith(frozen):
+                continue
+            if name in params and name not in trainable:
+                continue
+            keep[name] = tensor
+        return keep
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = self.trainable_state_dict()
+        checkpoint["ramlico"] = {
+            "config": self.run_config,
+            "label_names": self.label_names,
+            "frozen_prefixes": self.frozen_prefixes(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        expected = set(self.trainable_state_dict())
+        missing = sorted(expected - set(checkpoint["state_dict"]))
+        if missing:
+            raise KeyError(
+                f"checkpoint lacks {len(missing)} trainable tensors of {type(self).__name__}, "
+                f"e.g. {missing[:5]}; it was written by a different model configuration"
+            )
+        unexpected = sorted(set(checkpoint["state_dict"]) - set(self.state_dict()))
+        if unexpected:
+            raise KeyError(f"checkpoint has tensors this model lacks: {unexpected[:5]}")

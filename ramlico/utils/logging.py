@@ -1,0 +1,26 @@
+"""Rank-aware logging: messages from rank 0 only, unless asked otherwise."""
+
+from __future__ import annotations
+
+import logging
+
+from lightning.pytorch.utilities import rank_zero_only
+
+__all__ = ["get_logger"]
+
+
+class _RankZeroAdapter(logging.LoggerAdapter):
+    """Logs only on global rank 0 (``rank_zero_only.rank``); ``rank=None`` in a call logs on all."""
+
+    def log(self, level: int, msg, *args, rank_zero: bool = True, **kwargs) -> None:  # noqa: D102
+        if not self.isEnabledFor(level):
+            return
+        if rank_zero and getattr(rank_zero_only, "rank", 0) != 0:
+            return
+        msg, kwargs = self.process(msg, kwargs)
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+def get_logger(name: str) -> logging.LoggerAdapter:
+    """A logger that writes on global rank 0 only (Lightning's ``rank_zero_only.rank``)."""
+    return _RankZeroAdapter(logging.getLogger(name), {})

@@ -48,6 +48,7 @@ class RamlicoModule(L.LightningModule, ABC):
         self.label_names: dict[str, list[str]] = {}
         self.run_config: dict[str, Any] | None = None
         self.metrics = nn.ModuleDict()
+        self._updated: set[str] = set()
 
     # ----------------------------------------------------------------- label sets and metrics
     def setup(self, stage: str) -> None:
@@ -61,7 +62,15 @@ class RamlicoModule(L.LightningModule, ABC):
         self.label_names = {s: list(dm.label_names(s)) for s in ["train", *self.eval_splits]}
         for split in self.eval_splits:
             if split not in self.metrics:
-                self.metrics[split] = MultiLabelMetrics(ks=self.ks)
+                n_labels = len(self.label_names[split])
+                ks = [k for k in self.ks if k <= n_labels]
+                if len(ks) < len(self.ks):
+                    log.warning(
+                        "split '%s' has %d labels: P/R/F1@k reported for k in %s only",
+                        split, n_labels, ks,
+                    )
+                self.metrics[split] = MultiLabelMetrics(ks=ks)
+        self._updated: set[str] = set()
         self.on_label_sets_ready()
 
     def on_label_sets_ready(self) -> None:
@@ -80,15 +89,17 @@ class RamlicoModule(L.LightningModule, ABC):
                 f"split '{split}': scores {tuple(scores.shape)} vs targets {tuple(targets.shape)}"
             )
         self.metrics[split].update(scores.float(), targets)
+        self._updated.add(split)
 
     def _eval_epoch_end(self, stage: str) -> None:
         for split in self.eval_splits:
-            metric = self.metrics[split]
-            if not metric.update_called:
+            if split not in self._updated:
                 continue
+            metric = self.metrics[split]
             values = metric.compute()
             self.log_dict({f"{stage}/{split}/{k}": v for k, v in values.items()}, sync_dist=False)
             metric.reset()
+        self._updated = set()
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, dataloader_idx)

@@ -211,6 +211,11 @@ def prepare_problem(
             "(*batch, M) up to broadcasting"
         ) from exc
     log_k = log_k.expand(*batch_shape, n, m)
+    if reg_m is not None and reg is None:
+        raise ValueError(
+            "unbalanced OT (reg_m) with a log_kernel needs reg as well: the relaxation exponent "
+            "is rho / (rho + reg); pass the reg that log_kernel was divided by"
+        )
     kappa_a, kappa_b = _relaxation(reg_m, reg_t)
     pos_a_any = (la > _NEG_INF).any(-1).expand(batch_shape)
     pos_b_any = (lb > _NEG_INF).any(-1).expand(batch_shape)

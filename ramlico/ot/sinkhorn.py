@@ -156,6 +156,10 @@ def _solve(p: Problem, f0: Tensor, g0: Tensor, opts: dict) -> _Carry:
         any_active = carry.active.any() if opts["tol"] is not None else None
         if not use_log:
             bad = path.out_of_range(carry.state) & ~p.empty
+            if opts["tol"] is not None and opts["stop_rule"] != "per_problem":
+                # 'all'/'batch_mean' couple the problems: a fallback problem's error steers every
+                # stop decision in this stretch, so the whole batch takes the log-domain stretch.
+                bad = bad.any() & ~p.empty
             flags = torch.stack([bad.any(), carry.active.any()]).tolist()  # the only host sync
             any_active = flags[1]
             if flags[0]:

@@ -1,0 +1,21 @@
+"""Shared fixtures: the tiny random open_clip model (no weights are ever downloaded in tests)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+TINY_CLIP = "ramlico-tiny-ViT"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """A frozen, seeded tiny CLIPBackbone (64 px, width 64, 2 layers); built once per session."""
+    from ramlico.backbones import CLIPBackbone
+
+    return CLIPBackbone(TINY_CLIP, pretrained=None, init_seed=0)
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 
@@ -266,10 +268,16 @@ class MultiLabelDataModule(LightningDataModule):
 
     def _loader(self, dataset: Any, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
+        sampler = None
+        if not shuffle and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Evaluation under DDP: every image exactly once over all ranks (Lightning's default
+            # DistributedSampler pads with repeated images, which would bias the metrics).
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=workers > 0,

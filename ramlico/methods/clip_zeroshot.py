@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.methods.base import RamlicoModule
+from ramlico.modules import TextClassifierCache
 
 __all__ = ["CLIPZeroShot"]
 
@@ -40,20 +41,9 @@ class CLIPZeroShot(RamlicoModule):
         super().__init__(ks=ks)
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
-        self.templates = tuple(templates)
-        self._classifiers: dict[str, Tensor] = {}
-
-    def on_label_sets_ready(self) -> None:
-        self._classifiers = {}
-
-    def classifier(self, split: str) -> Tensor:
-        """``(D, C)`` text classifier of ``split``'s labels, built once per device."""
-        weights = self._classifiers.get(split)
-        if weights is None or weights.device != self.device:
-            weights = self.backbone.zero_shot_classifier(self.label_names[split], self.templates)
-            self._classifiers[split] = weights.to(self.device)
-        return self._classifiers[split]
+        self.text = TextClassifierCache(backbone, templates)
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         image = F.normalize(self.backbone.embed_image(images), dim=-1)
-        return self.backbone.logit_scale * image @ self.classifier(split).to(image.dtype)
+        weights = self.text.get(self.label_names[split], self.device).to(image.dtype)
+        return self.backbone.logit_scale * image @ weights

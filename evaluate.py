@@ -1,5 +1,5 @@
 """Evaluate on ZSL/GZSL splits: ``python evaluate.py experiment=clip_zeroshot_demo``
-or ``python evaluate.py experiment=ram_coco ckpt_path=logs/train/runs/<date>/checkpoints/last.ckpt``.
+or ``python evaluate.py experiment=<name> ckpt_path=logs/train/runs/<date>/checkpoints/last.ckpt``
 """
 
 import hydra

@@ -145,13 +145,16 @@ def run_case(case: Case, device: torch.device, repeats: int) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'case':<18} {'shape':<18} {'impl':<22} {'median ms':>10} {'iters':>5} {'x ramlico':>9}"
+    head = (
+        f"{'case':<18} {'shape':<18} {'impl':<22} {'median ms':>10} {'iters':>5} {'x ramlico':>9}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
             f"{r['case']:<18} {r['shape']:<18} {r['impl']:<22} {r['median_ms']:>10.1f} "
-            f"{r['iters']:>5} {r['speedup_of_ramlico']:>9.2f}" + (f"  ({r['note']})" if r["note"] else "")
+            f"{r['iters']:>5} {r['speedup_of_ramlico']:>9.2f}"
+            + (f"  ({r['note']})" if r["note"] else "")
         )
 
 
@@ -172,7 +175,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows: list[dict] = []
     for device in devices:
         for name in opts.cases:
-            case = QUICK.get(name, CASES[name]) if opts.quick and device.type == "cpu" else CASES[name]
+            case = (
+                QUICK.get(name, CASES[name]) if opts.quick and device.type == "cpu" else CASES[name]
+            )
             rows.extend(run_case(case, device, opts.repeats))
     print_table(rows)
     meta = {

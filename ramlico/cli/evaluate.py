@@ -56,8 +56,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         raise ValueError(
             f"{model_cfg._target_} is trained: pass ckpt_path=/path/to/last.ckpt to evaluate.py"
         )
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(model_cfg)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(model_cfg, _convert_="all")
     if ckpt is not None:
         model.on_load_checkpoint(ckpt)
         model.load_state_dict(ckpt["state_dict"], strict=False)

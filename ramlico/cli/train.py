@@ -38,9 +38,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     log.info("building datamodule <%s>", cfg.data._target_)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     log.info("building model <%s>", cfg.model._target_)
-    model = hydra.utils.instantiate(cfg.model)
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
     model.run_config = resolved_config(cfg)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
@@ -51,7 +51,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics.update(trainer.callback_metrics)
     if cfg.get("test", True):
-        ckpt = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+        ckpt = next(
+            (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None
+        )
         best = (ckpt.best_model_path or ckpt.last_model_path) if ckpt is not None else ""
         if cfg.get("train", True) and not best:
             log.warning("no checkpoint was saved; testing the current weights")

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Subset
 
 from ramlico.data.dataset import MultiLabelDataset, check_vocabulary
@@ -269,7 +269,8 @@ class MultiLabelDataModule(LightningDataModule):
     def _loader(self, dataset: Any, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
         sampler = None
-        if not shuffle and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if not shuffle and distributed:
             # Evaluation under DDP: every image exactly once over all ranks (Lightning's default
             # DistributedSampler pads with repeated images, which would bias the metrics).
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)

@@ -67,7 +67,9 @@ class RamlicoModule(L.LightningModule, ABC):
                 if len(ks) < len(self.ks):
                     log.warning(
                         "split '%s' has %d labels: P/R/F1@k reported for k in %s only",
-                        split, n_labels, ks,
+                        split,
+                        n_labels,
+                        ks,
                     )
                 self.metrics[split] = MultiLabelMetrics(ks=ks)
         self._updated: set[str] = set()
@@ -117,7 +119,9 @@ class RamlicoModule(L.LightningModule, ABC):
     def frozen_prefixes(self) -> list[str]:
         """State-dict prefixes of frozen submodules (those with ``frozen = True``)."""
         return [
-            f"{name}." for name, mod in self.named_modules() if name and getattr(mod, "frozen", False)
+            f"{name}."
+            for name, mod in self.named_modules()
+            if name and getattr(mod, "frozen", False)
         ]
 
     def trainable_state_dict(self) -> dict[str, Tensor]:

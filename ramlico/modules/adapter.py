@@ -9,7 +9,7 @@ __all__ = ["ResidualAdapter"]
 
 
 class ResidualAdapter(nn.Module):
-    """``y = (1 - alpha) x + alpha * MLP(x)`` with ``MLP = Linear(D, D r) -> act -> Linear(D r, D)``.
+    """``y = (1 - alpha) x + alpha MLP(x)``, ``MLP = Linear(D, D r) -> act -> Linear(D r, D)``.
 
     Args:
         dim: embedding size D.

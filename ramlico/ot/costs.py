@@ -32,7 +32,9 @@ def squared_euclidean_cost(x: Tensor, y: Tensor, normalize: bool = False) -> Ten
         ``(*batch, N, M)`` cost, clamped at 0 against round-off.
     """
     if normalize:
-        return (2.0 - 2.0 * F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).transpose(-1, -2)).clamp_min(0)
+        return (
+            2.0 - 2.0 * F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).transpose(-1, -2)
+        ).clamp_min(0)
     xx = (x * x).sum(-1, keepdim=True)
     yy = (y * y).sum(-1).unsqueeze(-2)
     return (xx + yy - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0)

@@ -31,6 +31,7 @@ __all__ = ["LogDomain", "ScalingDomain", "LogState", "ScalingState"]
 
 Tensor = torch.Tensor
 _NEG_INF = float("-inf")
+_MATMUL_MIN_ENTRIES = 16384  # per-problem N * M from which BLAS mat-vecs beat multiply-and-sum
 
 
 def _neg_inf_like(x: Tensor) -> Tensor:
@@ -111,20 +112,37 @@ class ScalingDomain:
         self.big = finfo.max**0.25
         self.a = problem.log_a.exp()
         self.b = problem.log_b.exp()
+        n, m = problem.log_kernel.shape[-2:]
+        # Mat-vecs: BLAS for large problems (measured up to 8x faster on CPU at 10,000 x 1000),
+        # multiply-and-sum for small ones (faster there). Never a TF32 matmul (spec 7.2).
+        tf32 = problem.log_kernel.is_cuda and torch.backends.cuda.matmul.allow_tf32
+        self.use_matmul = n * m >= _MATMUL_MIN_ENTRIES and not tf32
+
+    def _kv(self, kernel: Tensor, v: Tensor) -> Tensor:
+        """``(K v)_i = sum_j K_ij v_j``: ``(*batch, N)``."""
+        if self.use_matmul:
+            return torch.matmul(kernel, v.unsqueeze(-1)).squeeze(-1)
+        return (kernel * v.unsqueeze(-2)).sum(-1)
+
+    def _ktu(self, kernel: Tensor, u: Tensor) -> Tensor:
+        """``(K^T u)_j = sum_i K_ij u_i``: ``(*batch, M)``."""
+        if self.use_matmul:
+            return torch.matmul(u.unsqueeze(-2), kernel).squeeze(-2)
+        return (kernel * u.unsqueeze(-1)).sum(-2)
 
     def _kernel(self, f_abs: Tensor, g_abs: Tensor) -> Tensor:
         return torch.exp(self.p.log_kernel + f_abs.unsqueeze(-1) + g_abs.unsqueeze(-2))
 
     def _rows(self, kernel: Tensor, v: Tensor, f_abs: Tensor) -> Tensor:
         p = self.p
-        ratio = self.a / (kernel * v.unsqueeze(-2)).sum(-1)
+        ratio = self.a / self._kv(kernel, v)
         if p.kappa_a != 1.0:
             ratio = ratio.pow(p.kappa_a) * torch.exp((p.kappa_a - 1.0) * f_abs)
         return torch.where(p.pos_a, ratio, torch.zeros((), dtype=ratio.dtype, device=ratio.device))
 
     def _cols(self, kernel: Tensor, u: Tensor, g_abs: Tensor) -> Tensor:
         p = self.p
-        ratio = self.b / (kernel * u.unsqueeze(-1)).sum(-2)
+        ratio = self.b / self._ktu(kernel, u)
         if p.kappa_b != 1.0:
             ratio = ratio.pow(p.kappa_b) * torch.exp((p.kappa_b - 1.0) * g_abs)
         return torch.where(p.pos_b, ratio, torch.zeros((), dtype=ratio.dtype, device=ratio.device))

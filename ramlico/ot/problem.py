@@ -21,7 +21,7 @@ _NEG_INF = float("-inf")
 
 @dataclass
 class Problem:
-    """A batch of entropic OT problems in log form (shapes: ``*batch`` leading dims, N rows, M cols).
+    """A batch of entropic OT problems in log form (``*batch`` leading dims, N rows, M cols).
 
     Marginal-shaped tensors keep the caller's broadcastable shape (e.g. LaZSL's ``(B, 1, N)``) so
     that nothing of size ``batch x N`` is materialised needlessly.
@@ -194,7 +194,9 @@ def prepare_problem(
                 "pairs pass log_kernel with -inf there instead."
             )
         if cost is None and (torch.isnan(source).any() or (source == float("inf")).any()):
-            raise ValueError("log_kernel contains NaN or +inf; only -inf (forbidden pair) is allowed")
+            raise ValueError(
+                "log_kernel contains NaN or +inf; only -inf (forbidden pair) is allowed"
+            )
     log_k = -source / reg_t[..., None, None] if cost is not None else source
     row_real = _check_mask(row_mask, "row_mask", n, device)
     col_real = _check_mask(col_mask, "col_mask", m, device)

@@ -218,7 +218,7 @@ def sinkhorn(
     under bf16/fp16 autocast gives the fp32 answer.
 
     Args:
-        cost: ``(*batch, N, M)`` cost ``C``; any leading dims. ``None`` when ``log_kernel`` is given.
+        cost: ``(*batch, N, M)`` cost ``C``, any leading dims; ``None`` with ``log_kernel``.
         a: ``(..., N)`` row marginal broadcastable to ``(*batch, N)``, ``>= 0`` (zeros allowed);
             ``None`` = uniform over real rows.
         b: ``(..., M)`` column marginal, likewise.
@@ -356,4 +356,3 @@ def _finish(
             stacklevel=3,
         )
     return OTResult(plan, f, g, n_iter, converged, err, value, contraction)
-

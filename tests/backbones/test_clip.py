@@ -15,7 +15,9 @@ def test_tiny_config_is_registered_and_listed():
 
 
 def test_unknown_model_lists_available_names():
-    with pytest.raises(ValueError, match="unknown open_clip model 'ViT-B-33'; available: .*ViT-B-16"):
+    with pytest.raises(
+        ValueError, match="unknown open_clip model 'ViT-B-33'; available: .*ViT-B-16"
+    ):
         CLIPBackbone("ViT-B-33")
 
 
@@ -49,7 +51,11 @@ def test_frozen_by_default_and_stays_in_eval_mode(tiny_clip):
 
 
 def test_seeded_random_init_is_reproducible():
-    a, b, c = CLIPBackbone(TINY, init_seed=1), CLIPBackbone(TINY, init_seed=1), CLIPBackbone(TINY, init_seed=2)
+    a, b, c = (
+        CLIPBackbone(TINY, init_seed=1),
+        CLIPBackbone(TINY, init_seed=1),
+        CLIPBackbone(TINY, init_seed=2),
+    )
     assert torch.equal(a.model.visual.proj, b.model.visual.proj)
     assert not torch.equal(a.model.visual.proj, c.model.visual.proj)
 
@@ -58,7 +64,9 @@ def test_local_weights_file_is_loaded_offline(tmp_path, tiny_clip):
     path = tmp_path / "tiny_weights.pt"
     torch.save(tiny_clip.model.state_dict(), path)
     loaded = CLIPBackbone(TINY, pretrained=str(path), init_seed=99)
-    for (name, p), q in zip(tiny_clip.model.state_dict().items(), loaded.model.state_dict().values()):
+    for (name, p), q in zip(
+        tiny_clip.model.state_dict().items(), loaded.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(p, q), name
 
 

@@ -30,7 +30,8 @@ def test_local_weights_file_and_freezing(tmp_path):
     torch.save(src.model.state_dict(), path)
     torch.manual_seed(123)
     loaded = TimmBackbone("resnet18", pretrained=str(path), freeze=True)
-    for (name, p), q in zip(src.model.state_dict().items(), loaded.model.state_dict().values()):
+    pairs = zip(src.model.state_dict().items(), loaded.model.state_dict().values(), strict=True)
+    for (name, p), q in pairs:
         assert torch.equal(p, q), name
     assert not any(p.requires_grad for p in loaded.parameters())
     loaded.train()

@@ -761,3 +761,17 @@ def test_zero_mass_lines_of_forbidden_pairs_stay_finite(method, order):
         None, None, b[:4], log_kernel=lk[:3, :4], order=order, method=method, max_iter=20
     )
     torch.testing.assert_close(res.plan[:3, :4], alone.plan, rtol=0, atol=1e-15)
+
+
+def test_large_problems_take_the_blas_path_and_match_the_log_domain():
+    # N * M >= 16384 switches the scaling path to BLAS mat-vecs (ramlico.ot.iterations); it must
+    # give the log-domain iterates up to round-off, and problems solved alone must match.
+    gen = torch.Generator().manual_seed(3)
+    cost = torch.rand(3, 200, 100, generator=gen, dtype=torch.float64)
+    a = torch.softmax(torch.randn(3, 200, generator=gen, dtype=torch.float64), -1)
+    b = torch.full((3, 100), 0.01, dtype=torch.float64)
+    fast = sinkhorn(cost, a, b, 0.05, max_iter=60)
+    slow = sinkhorn(cost, a, b, 0.05, max_iter=60, method="log")
+    torch.testing.assert_close(fast.plan, slow.plan, rtol=0, atol=1e-12)  # round-off, fp64
+    alone = sinkhorn(cost[1], a[1], b[1], 0.05, max_iter=60)
+    torch.testing.assert_close(alone.plan, fast.plan[1], rtol=0, atol=1e-15)

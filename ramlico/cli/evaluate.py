@@ -8,32 +8,15 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.table import Table
 
 from ramlico.cli.checkpoint import load_checkpoint
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
+from ramlico.cli.report import results_table
 from ramlico.utils import get_logger
 
-__all__ = ["evaluate", "results_table"]
+__all__ = ["evaluate"]
 
 log = get_logger(__name__)
-
-
-def results_table(metrics: dict[str, float], title: str) -> Table:
-    """A rich table with one row per split and one column per metric (``test/<split>/<name>``)."""
-    rows: dict[str, dict[str, float]] = {}
-    for key, value in metrics.items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "test":
-            rows.setdefault(parts[1], {})[parts[2]] = value
-    names = sorted({n for r in rows.values() for n in r}, key=lambda n: (n == "mAP", n[-1], n))
-    table = Table(title=title)
-    table.add_column("split")
-    for n in names:
-        table.add_column(n, justify="right")
-    for split, vals in rows.items():
-        table.add_row(split.upper(), *(f"{vals[n]:.1f}" if n in vals else "-" for n in names))
-    return table
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
+from rich.console import Console
 
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
+from ramlico.cli.report import results_table
 from ramlico.utils import get_logger
 
 __all__ = ["train"]
@@ -57,6 +60,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         best = (ckpt.best_model_path or ckpt.last_model_path) if ckpt is not None else ""
         if cfg.get("train", True) and not best:
             log.warning("no checkpoint was saved; testing the current weights")
-        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        trainer.test(
+            model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=True,
+            verbose=False,
+        )  # fmt: skip
         metrics.update(trainer.callback_metrics)
+        if trainer.is_global_zero:
+            title = f"{type(model).__name__} ({Path(best).name if best else 'final weights'})"
+            Console().print(results_table({k: float(v) for k, v in metrics.items()}, title))
     return {k: float(v) for k, v in metrics.items()}, objects

@@ -1,5 +1,11 @@
 """Data: label spaces, record readers, generated data, transforms, dataset and datamodule."""
 
+from ramlico.data.classification import (
+    ClassificationDataModule,
+    ClassificationDataset,
+    make_generated_classification,
+    read_image_folder,
+)
 from ramlico.data.datamodule import MultiLabelDataModule, read_any_label_file
 from ramlico.data.dataset import MultiLabelDataset, check_vocabulary, unknown_labels
 from ramlico.data.generated import (
@@ -35,6 +41,10 @@ from ramlico.data.transforms import (
 )
 
 __all__ = [
+    "ClassificationDataModule",
+    "ClassificationDataset",
+    "make_generated_classification",
+    "read_image_folder",
     "CLIP_MEAN",
     "CLIP_STD",
     "COCO_EXCLUDED",

@@ -1,0 +1,193 @@
+"""Single-label classification data for zero-shot evaluation (LaZSL, OTFusion, CLIP).
+
+Sources:
+
+* ``folder``: an ImageFolder tree ``root/<class folder>/<image>``; class folders sorted. Readable
+  class names come from ``class_names_file`` when given: either one name per line in folder order,
+  or ``<folder> <name words...>`` lines (ImageNet's ``n01440764 tench``); otherwise the folder
+  name with ``_`` replaced by spaces. This covers ImageNet val (after the usual valprep into
+  class folders), CUB-200, Oxford Pets, Food-101, Places365, ImageNet-V2/-R/-Sketch/-A.
+* ``generated``: one coloured shape per image, class = ``"<colour> <shape>"`` (20 classes),
+  written once as an ImageFolder tree under ``root`` and reused (no download).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
+from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
+
+__all__ = [
+    "ClassificationDataModule",
+    "ClassificationDataset",
+    "make_generated_classification",
+    "read_image_folder",
+]
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
+GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
+
+
+def _class_names(folders: Sequence[str], names_file: Path | None) -> list[str]:
+    if names_file is None:
+        return [f.replace("_", " ") for f in folders]
+    if not names_file.is_file():
+        raise FileNotFoundError(f"class_names_file not found: {names_file}")
+    lines = [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
+    first = {ln.split(maxsplit=1)[0]: ln for ln in lines}
+    if all(f in first for f in folders) and all(" " in first[f] for f in folders):
+        return [first[f].split(maxsplit=1)[1] for f in folders]
+    if len(lines) != len(folders):
+        raise ValueError(
+            f"{names_file}: {len(lines)} names for {len(folders)} class folders; give one name "
+            "per line in sorted folder order, or '<folder> <name>' lines"
+        )
+    return lines
+
+
+def read_image_folder(
+    root: Path, class_names_file: Path | None = None
+) -> tuple[list[tuple[Path, int]], list[str]]:
+    """``(samples, class_names)`` of an ImageFolder tree; ``samples[i] = (path, class index)``.
+
+    Raises:
+        FileNotFoundError: ``root`` missing or without class folders.
+        ValueError: a class folder without images, or a names file that does not fit.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder root not found: {root}")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise FileNotFoundError(f"{root} has no class folders (expected root/<class>/<image>)")
+    samples: list[tuple[Path, int]] = []
+    for idx, folder in enumerate(folders):
+        files = sorted(p for p in (root / folder).iterdir() if p.suffix in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(
+                f"class folder {root / folder} has no images ({sorted(IMAGE_SUFFIXES)})"
+            )
+        samples.extend((p, idx) for p in files)
+    return samples, _class_names(folders, class_names_file)
+
+
+class ClassificationDataset(Dataset[tuple[torch.Tensor, int]]):
+    """``(image (3, H, W), class index)`` pairs; a missing/unreadable image raises with its path."""
+
+    def __init__(
+        self, samples: Sequence[tuple[Path, int]], transform: Callable[[Image.Image], torch.Tensor]
+    ) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[idx]
+        try:
+            with Image.open(path) as img:
+                image = img.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise OSError(f"cannot read image {path}: {exc}") from exc
+        return self.transform(image), label
+
+
+def make_generated_classification(
+    root: Path, n_per_class: int = 8, image_size: int = 64, seed: int = 0
+) -> Path:
+    """Write (once) an ImageFolder tree of single shapes, one folder per generated class.
+
+    Returns ``root``. The cache is reused when ``root/manifest.json`` holds the same parameters.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    root = Path(root)
+    manifest = {"n_per_class": n_per_class, "image_size": image_size, "seed": seed, "version": 1}
+    mpath = root / "manifest.json"
+    if mpath.is_file() and json.loads(mpath.read_text()) == manifest:
+        return root
+    rng = np.random.default_rng(seed)
+    for name in GENERATED_CLASSES:
+        folder = root / name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            image, _ = draw_scene([name], image_size, rng)
+            image.save(folder / f"{i:04d}.png")
+    mpath.write_text(json.dumps(manifest))
+    log.info("wrote generated classification set (%d classes) to %s", len(GENERATED_CLASSES), root)
+    return root
+
+
+class ClassificationDataModule(LightningDataModule):
+    """One test split of single-label images for zero-shot evaluation.
+
+    Args:
+        source: ``"folder"`` or ``"generated"``.
+        root: the ImageFolder root (or the cache folder of the generated set).
+        class_names_file: optional readable class names (see module docstring).
+        image_size, mean, std: the backbone's preprocessing (resize, normalise).
+        batch_size, num_workers: loader settings.
+        generated: ``make_generated_classification`` keyword arguments.
+    """
+
+    eval_splits = ["test"]
+
+    def __init__(
+        self,
+        source: str = "generated",
+        root: str = "data/generated_cls",
+        class_names_file: str | None = None,
+        image_size: int = 224,
+        mean: Sequence[float] = CLIP_MEAN,
+        std: Sequence[float] = CLIP_STD,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        generated: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if source not in ("folder", "generated"):
+            raise ValueError(f"source must be 'folder' or 'generated', got {source!r}")
+        self.save_hyperparameters(logger=False)
+        self.dataset: ClassificationDataset | None = None
+        self.class_names: list[str] = list(GENERATED_CLASSES) if source == "generated" else []
+
+    def prepare_data(self) -> None:
+        if self.hparams.source == "generated":
+            make_generated_classification(Path(self.hparams.root), **(self.hparams.generated or {}))
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        if hp.source == "generated":
+            self.prepare_data()
+        names_file = Path(hp.class_names_file) if hp.class_names_file else None
+        samples, names = read_image_folder(Path(hp.root), names_file)
+        if hp.source == "generated":
+            names = list(GENERATED_CLASSES)
+        self.class_names = names
+        transform = build_eval_transform(hp.image_size, hp.mean, hp.std)
+        self.dataset = ClassificationDataset(samples, transform)
+
+    def label_names(self, split: str = "test") -> list[str]:
+        if not self.class_names:
+            self.setup()
+        return list(self.class_names)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.dataset is None:
+            self.setup()
+        hp = self.hparams
+        return DataLoader(
+            self.dataset, batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers
+        )

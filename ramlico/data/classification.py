@@ -143,6 +143,7 @@ class ClassificationDataModule(LightningDataModule):
     """
 
     eval_splits = ["test"]
+    task = "multiclass"
 
     def __init__(
         self,

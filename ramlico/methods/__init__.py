@@ -3,5 +3,6 @@
 from ramlico.methods.base import RamlicoModule
 from ramlico.methods.clip_adapter import CLIPAdapter
 from ramlico.methods.clip_zeroshot import CLIPZeroShot
+from ramlico.methods.otfusion import OTFusion
 
-__all__ = ["CLIPAdapter", "CLIPZeroShot", "RamlicoModule"]
+__all__ = ["CLIPAdapter", "CLIPZeroShot", "OTFusion", "RamlicoModule"]

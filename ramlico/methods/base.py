@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from ramlico.metrics import MultiLabelMetrics
+from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
 
 __all__ = ["RamlicoModule"]
@@ -48,6 +48,7 @@ class RamlicoModule(L.LightningModule, ABC):
         self.label_names: dict[str, list[str]] = {}
         self.run_config: dict[str, Any] | None = None
         self.metrics = nn.ModuleDict()
+        self.task = "multilabel"
         self._updated: set[str] = set()
 
     # ----------------------------------------------------------------- label sets and metrics
@@ -60,20 +61,23 @@ class RamlicoModule(L.LightningModule, ABC):
             )
         self.eval_splits = list(dm.eval_splits)
         self.label_names = {s: list(dm.label_names(s)) for s in ["train", *self.eval_splits]}
+        self.task = getattr(dm, "task", "multilabel")
         for split in self.eval_splits:
             if split not in self.metrics:
-                n_labels = len(self.label_names[split])
-                ks = [k for k in self.ks if k <= n_labels]
-                if len(ks) < len(self.ks):
-                    log.warning(
-                        "split '%s' has %d labels: P/R/F1@k reported for k in %s only",
-                        split,
-                        n_labels,
-                        ks,
-                    )
-                self.metrics[split] = MultiLabelMetrics(ks=ks)
+                self.metrics[split] = self._make_metric(split)
         self._updated: set[str] = set()
         self.on_label_sets_ready()
+
+    def _make_metric(self, split: str) -> nn.Module:
+        """P/R/F1@k + mAP (multi-label) or top-1/top-5 accuracy (multi-class), k <= C."""
+        n_labels = len(self.label_names[split])
+        wanted = self.ks if self.task == "multilabel" else (1, 5)
+        ks = [k for k in wanted if k <= n_labels]
+        if len(ks) < len(wanted):
+            log.warning("split '%s' has %d labels: k in %s only", split, n_labels, ks)
+        if self.task == "multiclass":
+            return TopKAccuracy(ks=ks)
+        return MultiLabelMetrics(ks=ks)
 
     def on_label_sets_ready(self) -> None:
         """Hook: the label names of every split are known (build text classifiers here)."""
@@ -86,7 +90,10 @@ class RamlicoModule(L.LightningModule, ABC):
         images, targets = batch[0], batch[1]
         split = self.eval_splits[dataloader_idx]
         scores = self.predict_scores(images, split)
-        if scores.shape != targets.shape:
+        expected = (
+            targets.shape if self.task == "multilabel" else (*targets.shape, scores.shape[-1])
+        )
+        if scores.shape != expected:
             raise ValueError(
                 f"split '{split}': scores {tuple(scores.shape)} vs targets {tuple(targets.shape)}"
             )

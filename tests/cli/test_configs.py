@@ -8,6 +8,7 @@ import hydra
 import pytest
 from helpers import CONFIG_DIR, compose_cfg
 from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
 
 EXPERIMENTS = sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("*.yaml"))
 
@@ -16,9 +17,20 @@ EXPERIMENTS = sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("*.yaml
 @pytest.mark.parametrize("root", ["train", "eval"])
 def test_experiment_composes_with_its_targets_importable(name, root, tmp_path):
     cfg = compose_cfg(root, tmp_path, [f"experiment={name}"])
-    for group in ("data", "model", "trainer"):
-        hydra.utils.get_class(cfg[group]._target_)  # raises if the target does not exist
-    assert cfg.model.backbone._target_ == "ramlico.backbones.CLIPBackbone"
+    targets = []
+
+    def walk(node):
+        if isinstance(node, DictConfig):
+            if "_target_" in node:
+                targets.append(node._target_)
+            for key in node:
+                walk(node._get_node(key))
+
+    for group in ("data", "model", "trainer", "callbacks", "logger"):
+        walk(cfg[group])
+    assert {"ramlico.backbones.CLIPBackbone", "lightning.pytorch.Trainer"} <= set(targets)
+    for target in targets:
+        hydra.utils.get_object(target)  # raises if the target does not exist
 
 
 def test_demo_experiments_use_the_tiny_offline_backbone(tmp_path):

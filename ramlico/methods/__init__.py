@@ -3,6 +3,7 @@
 from ramlico.methods.base import RamlicoModule
 from ramlico.methods.clip_adapter import CLIPAdapter
 from ramlico.methods.clip_zeroshot import CLIPZeroShot
+from ramlico.methods.lazsl import LaZSL
 from ramlico.methods.otfusion import OTFusion
 
-__all__ = ["CLIPAdapter", "CLIPZeroShot", "OTFusion", "RamlicoModule"]
+__all__ = ["CLIPAdapter", "CLIPZeroShot", "LaZSL", "OTFusion", "RamlicoModule"]

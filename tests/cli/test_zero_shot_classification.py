@@ -31,3 +31,9 @@ def test_otfusion_demo_reports_fused_and_clip_accuracy_and_clip_matches_zero_sho
     )
     assert zero_shot["test/test/top1"] == pytest.approx(fused["test/test/clip_top1"], abs=1e-4)
     assert zero_shot["test/test/top5"] == pytest.approx(fused["test/test/clip_top5"], abs=1e-4)
+
+
+def test_lazsl_demo_runs_offline(tmp_path):
+    metrics = _run(tmp_path / "c", ["experiment=lazsl_demo", "model.num_crops=4"])
+    assert set(metrics) == {"test/test/top1", "test/test/top5"}
+    assert all(0.0 <= v <= 100.0 for v in metrics.values())

@@ -12,6 +12,7 @@ fixed data order gives identical crops across runs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,15 +22,19 @@ from torchvision.ops import roi_align
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.methods.base import RamlicoModule
+from ramlico.utils import get_logger
 from ramlico.zeroshot import (
     descriptor_texts,
+    explain,
     lazsl_scores,
     load_descriptors,
     pad_descriptor_embeddings,
     sample_crops,
 )
 
-__all__ = ["LaZSL"]
+__all__ = ["LaZSL", "resolve_descriptors_file"]
+
+log = get_logger(__name__)
 
 Tensor = torch.Tensor
 
@@ -66,6 +71,11 @@ class LaZSL(RamlicoModule):
         crop_batch: crops per CLIP forward.
         class_chunk: classes per engine call (memory), ``None`` = all.
         seed: crop seed.
+        explain_images: explain the prediction of the first this-many test images: the
+            descriptors that decided it (transport-weighted contribution ``w_j = sum_i T_ij S*_ij``,
+            as in the paper's Fig. 4) and the crops that carried the most (boxes), written to
+            ``<output dir>/lazsl_explanations.json``. 0 = off.
+        explain_top: descriptors and crops listed per explanation.
     """
 
     eval_only = True
@@ -85,6 +95,8 @@ class LaZSL(RamlicoModule):
         crop_batch: int = 256,
         class_chunk: int | None = None,
         seed: int = 1,
+        explain_images: int = 16,
+        explain_top: int = 5,
     ) -> None:
         super().__init__(ks=(1, 5))
         self.save_hyperparameters(ignore=["backbone"], logger=False)
@@ -92,9 +104,57 @@ class LaZSL(RamlicoModule):
         self.descriptors = load_descriptors(resolve_descriptors_file(descriptors_file))
         self._desc_cache: dict[str, tuple[Tensor, Tensor]] = {}
         self._seen = 0
+        self.explanations: list[dict] = []
 
     def on_test_epoch_start(self) -> None:
         self._seen = 0
+        self.explanations = []
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.explanations and self._trainer is not None and self.trainer.is_global_zero:
+            out = Path(self.trainer.default_root_dir) / "lazsl_explanations.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(self.explanations, indent=1))
+            log.info("wrote %d LaZSL explanations to %s", len(self.explanations), out)
+
+    def _explain_batch(
+        self, split: str, images: Tensor, glob: Tensor, crops: Tensor, scores: Tensor
+    ) -> None:
+        """Record the top descriptors and crops behind each prediction (spec lazsl.md 7)."""
+        hp = self.hparams
+        names = self.label_names[split]
+        desc, mask = self.descriptor_embeddings(split)
+        texts = descriptor_texts(
+            {n: self.descriptors[n] for n in names}, names, prefix=hp.prefix, suffix=hp.suffix
+        )
+        _, _, h, w = images.shape
+        for b in range(images.shape[0]):
+            index = self._seen + b
+            if index >= hp.explain_images:
+                return
+            k = int(scores[b].argmax())
+            ex = explain(
+                glob[b], crops[b], desc, mask, k, theta=hp.theta, reg=hp.reg,
+                max_iter=hp.max_iter, tol=hp.tol, warn=False,
+            )  # fmt: skip
+            boxes = sample_crops(w, h, hp.num_crops, scale=tuple(hp.crop_scale), seed=hp.seed,
+                                 index=index)  # fmt: skip
+            top_d = ex.per_descriptor.argsort(descending=True)[: hp.explain_top].tolist()
+            top_c = ex.per_crop.argsort(descending=True)[: hp.explain_top].tolist()
+            self.explanations.append({
+                "image_index": index,
+                "predicted": names[k],
+                "score": float(ex.score),
+                "descriptors": [
+                    {"text": texts[k][j], "contribution": float(ex.per_descriptor[j])}
+                    for j in top_d
+                ],
+                "crops": [
+                    {"box_xyxy": boxes[i].tolist(), "contribution": float(ex.per_crop[i])}
+                    for i in top_c
+                ],
+            })  # fmt: skip
 
     def descriptor_embeddings(self, split: str) -> tuple[Tensor, Tensor]:
         """``(K, M_max, D)`` unit descriptor embeddings and ``(K, M_max)`` mask of ``split``."""
@@ -128,9 +188,12 @@ class LaZSL(RamlicoModule):
         hp = self.hparams
         global_feat = F.normalize(self.backbone.embed_image(images), dim=-1)
         crop_feat = self.crop_embeddings(images)
-        self._seen += images.shape[0]
         desc, mask = self.descriptor_embeddings(split)
-        return lazsl_scores(
+        scores = lazsl_scores(
             global_feat, crop_feat, desc.to(global_feat.dtype), mask, theta=hp.theta, reg=hp.reg,
             max_iter=hp.max_iter, tol=hp.tol, class_chunk=hp.class_chunk, warn=False,
         )  # fmt: skip
+        if self._seen < hp.explain_images:
+            self._explain_batch(split, images, global_feat, crop_feat, scores)
+        self._seen += images.shape[0]
+        return scores

@@ -37,3 +37,19 @@ def test_lazsl_demo_runs_offline(tmp_path):
     metrics = _run(tmp_path / "c", ["experiment=lazsl_demo", "model.num_crops=4"])
     assert set(metrics) == {"test/test/top1", "test/test/top5"}
     assert all(0.0 <= v <= 100.0 for v in metrics.values())
+
+
+def test_lazsl_writes_explanations_that_add_up(tmp_path):
+    import json
+    from pathlib import Path
+
+    _run(tmp_path / "d", ["experiment=lazsl_demo", "model.num_crops=4", "model.explain_images=3"])
+    out = Path(tmp_path / "d" / "out" / "lazsl_explanations.json")
+    records = json.loads(out.read_text())
+    assert [r["image_index"] for r in records] == [0, 1, 2]
+    for r in records:
+        # 5 bundled descriptors per class, all listed (explain_top=5): contributions sum to psi.
+        total = sum(d["contribution"] for d in r["descriptors"])
+        assert total == pytest.approx(r["score"], rel=1e-5)
+        assert len(r["crops"]) == 4 and all(len(c["box_xyxy"]) == 4 for c in r["crops"])
+        assert r["descriptors"][0]["text"].startswith(r["predicted"])

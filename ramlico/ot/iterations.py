@@ -162,9 +162,14 @@ class ScalingDomain:
             peak = torch.amax(lk + f0.unsqueeze(-1), dim=-2)
             g_abs = torch.where(torch.isfinite(peak) & torch.isfinite(g0), -peak, g0)
             f_abs = f0
-        u = torch.where(self.p.pos_a, 1.0, 0.0).to(lk.dtype).expand_as(f0)
-        v = torch.where(self.p.pos_b, 1.0, 0.0).to(lk.dtype).expand_as(g0)
+        u, v = self._unit_scalings(f0, g0)
         return ScalingState(f_abs, g_abs, u, v, self._kernel(f_abs, g_abs))
+
+    def _unit_scalings(self, f: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        """``u = v = 1`` on positive mass, 0 on zero mass, at the shapes of ``f`` and ``g``."""
+        u = torch.where(self.p.pos_a, 1.0, 0.0).to(f.dtype).expand_as(f)
+        v = torch.where(self.p.pos_b, 1.0, 0.0).to(g.dtype).expand_as(g)
+        return u, v
 
     def iterate(self, s: ScalingState) -> ScalingState:
         if self.rows_first:
@@ -208,8 +213,11 @@ class ScalingDomain:
         v = torch.where(m & self.p.pos_b, torch.ones_like(s.v), s.v)
         return ScalingState(f_abs, g_abs, u, v, self._kernel(f_abs, g_abs))
 
-    def from_potentials(self, f: Tensor, g: Tensor) -> ScalingState:
-        """A state whose true potentials are ``(f, g)`` (``u = v = 1`` on positive mass)."""
-        u = torch.where(self.p.pos_a, 1.0, 0.0).to(f.dtype).expand_as(f)
-        v = torch.where(self.p.pos_b, 1.0, 0.0).to(g.dtype).expand_as(g)
-        return ScalingState(f, g, u, v, self._kernel(f, g))
+    def adopt(self, s: ScalingState, mask: Tensor, f: Tensor, g: Tensor) -> ScalingState:
+        """Problems in ``mask`` take the log-scalings ``(f, g)`` (absorbed, ``u = v = 1``); the
+        others keep their state bit for bit. The kernel is rebuilt once."""
+        m = mask.unsqueeze(-1)
+        u1, v1 = self._unit_scalings(f, g)
+        f_abs, g_abs = torch.where(m, f, s.f_abs), torch.where(m, g, s.g_abs)
+        u, v = torch.where(m, u1, s.u), torch.where(m, v1, s.v)
+        return ScalingState(f_abs, g_abs, u, v, self._kernel(f_abs, g_abs))

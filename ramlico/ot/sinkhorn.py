@@ -102,19 +102,8 @@ def _boundaries(max_iter: int, check_every: int | None, absorb_every: int | None
 
 def _merge_fallback(scaling: ScalingDomain, bad: Tensor, fast: _Carry, slow: _Carry) -> _Carry:
     """Take ``slow`` (log-domain) results for the ``bad`` problems, ``fast`` for the rest."""
-    f, g = slow.state
-    fs, gs = scaling.potentials(fast.state)
-    m = bad.unsqueeze(-1)
-    state = scaling.from_potentials(torch.where(m, f, fs), torch.where(m, g, gs))
     # Good problems keep their exact scaling state (bits included) until the next absorption.
-    st = fast.state
-    state = state._replace(
-        f_abs=torch.where(m, state.f_abs, st.f_abs),
-        g_abs=torch.where(m, state.g_abs, st.g_abs),
-        u=torch.where(m, state.u, st.u),
-        v=torch.where(m, state.v, st.v),
-    )
-    state = state._replace(kernel=scaling._kernel(state.f_abs, state.g_abs))
+    state = scaling.adopt(fast.state, bad, *slow.state)
 
     def pick(x: Tensor, y: Tensor) -> Tensor:
         return torch.where(bad.reshape(bad.shape + (1,) * (x.dim() - bad.dim())), y, x)

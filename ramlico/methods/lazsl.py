@@ -125,9 +125,7 @@ class LaZSL(RamlicoModule):
         hp = self.hparams
         names = self.label_names[split]
         desc, mask = self.descriptor_embeddings(split)
-        texts = descriptor_texts(
-            {n: self.descriptors[n] for n in names}, names, prefix=hp.prefix, suffix=hp.suffix
-        )
+        texts = self.descriptor_sentences(split)
         _, _, h, w = images.shape
         for b in range(images.shape[0]):
             index = self._seen + b
@@ -156,14 +154,18 @@ class LaZSL(RamlicoModule):
                 ],
             })  # fmt: skip
 
+    def descriptor_sentences(self, split: str) -> list[list[str]]:
+        """Per class of ``split``, its descriptor sentences (spec lazsl.md section 2)."""
+        hp = self.hparams
+        names = self.label_names[split]
+        # The file may describe more classes than this split ranks: use the split's ones.
+        subset = {n: d for n, d in self.descriptors.items() if n in set(names)}
+        return descriptor_texts(subset, names, prefix=hp.prefix, suffix=hp.suffix)
+
     def descriptor_embeddings(self, split: str) -> tuple[Tensor, Tensor]:
         """``(K, M_max, D)`` unit descriptor embeddings and ``(K, M_max)`` mask of ``split``."""
         if split not in self._desc_cache:
-            hp = self.hparams
-            names = self.label_names[split]
-            # The file may describe more classes than this split ranks: use the split's ones.
-            subset = {n: d for n, d in self.descriptors.items() if n in set(names)}
-            texts = descriptor_texts(subset, names, prefix=hp.prefix, suffix=hp.suffix)
+            texts = self.descriptor_sentences(split)
             with torch.no_grad():
                 embs = [self.backbone.encode_text(self.backbone.tokenize(t), normalize=True)
                         for t in texts]  # fmt: skip

@@ -9,6 +9,10 @@ Sources:
   class folders), CUB-200, Oxford Pets, Food-101, Places365, ImageNet-V2/-R/-Sketch/-A.
 * ``generated``: one coloured shape per image, class = ``"<colour> <shape>"`` (20 classes),
   written once as an ImageFolder tree under ``root`` and reused (no download).
+* ``dataset=<name>`` (overrides ``source``): a standard test set in its distributed layout under
+  ``root`` (``imagenet``, ``imagenet_v2``, ``imagenet_sketch``, ``imagenet_r``, ``imagenet_a``,
+  ``cub``, ``pets``, ``food101``, ``places365``; :mod:`ramlico.data.named_sets`), with class
+  names from the dataset's own files or ramlico's bundled ImageNet list.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
+from ramlico.data.named_sets import list_named_datasets, read_named_dataset
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
 
 __all__ = [
@@ -52,6 +57,18 @@ def _class_names(folders: Sequence[str], names_file: Path | None) -> list[str]:
         raise ValueError(
             f"{names_file}: {len(lines)} names for {len(folders)} class folders; give one name "
             "per line in sorted folder order, or '<folder> <name>' lines"
+        )
+    return lines
+
+
+def _replacement_names(names_file: Path, count: int) -> list[str]:
+    if not names_file.is_file():
+        raise FileNotFoundError(f"class_names_file not found: {names_file}")
+    lines = [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
+    if len(lines) != count:
+        raise ValueError(
+            f"{names_file}: {len(lines)} names for a dataset of {count} classes; give one name "
+            "per line in the dataset's label order"
         )
     return lines
 
@@ -140,6 +157,11 @@ class ClassificationDataModule(LightningDataModule):
         image_size, mean, std: the backbone's preprocessing (resize, normalise).
         batch_size, num_workers: loader settings.
         generated: ``make_generated_classification`` keyword arguments.
+        dataset: a standard set read from its distributed layout under ``root``
+            (:func:`ramlico.data.named_sets.list_named_datasets`); ``None`` = use ``source``.
+            ``class_names_file`` then replaces the set's names (one per line, label order).
+        split: the named set's split (``cub``: test/train/all, ``pets``: test/trainval,
+            ``food101``: test/train); ``None`` = the evaluated one.
     """
 
     eval_splits = ["test"]
@@ -156,25 +178,40 @@ class ClassificationDataModule(LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         generated: dict | None = None,
+        dataset: str | None = None,
+        split: str | None = None,
     ) -> None:
         super().__init__()
         if source not in ("folder", "generated"):
             raise ValueError(f"source must be 'folder' or 'generated', got {source!r}")
+        if dataset is not None and dataset not in list_named_datasets():
+            raise ValueError(
+                f"data.dataset={dataset!r} is not a known set; available: "
+                f"{list_named_datasets()} (or dataset=null with source=folder for any ImageFolder)"
+            )
+        if dataset is not None:
+            source = "folder"
         self.save_hyperparameters(logger=False)
         self.dataset: ClassificationDataset | None = None
+        self.source = source
         self.class_names: list[str] = list(GENERATED_CLASSES) if source == "generated" else []
 
     def prepare_data(self) -> None:
-        if self.hparams.source == "generated":
+        if self.source == "generated":
             make_generated_classification(Path(self.hparams.root), **(self.hparams.generated or {}))
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
-        if hp.source == "generated":
+        if self.source == "generated":
             self.prepare_data()
         names_file = Path(hp.class_names_file) if hp.class_names_file else None
-        samples, names = read_image_folder(Path(hp.root), names_file)
-        if hp.source == "generated":
+        if hp.dataset is not None:
+            samples, names = read_named_dataset(hp.dataset, hp.root, hp.split)
+            if names_file is not None:
+                names = _replacement_names(names_file, len(names))
+        else:
+            samples, names = read_image_folder(Path(hp.root), names_file)
+        if self.source == "generated":
             names = list(GENERATED_CLASSES)
         self.class_names = names
         transform = build_eval_transform(hp.image_size, hp.mean, hp.std)

@@ -1,0 +1,69 @@
+"""ImageNet-1k class facts bundled with ramlico: WNIDs, readable names, the -R/-A 200-class subsets.
+
+Files under ``ramlico/data/class_names/``:
+
+* ``imagenet.txt``: 1000 lines ``<wnid>\\t<name>`` in the standard class-index order (WNIDs
+  sorted). The names are OpenAI's cleaned CLIP class names (the list ``open_clip`` ships as
+  ``zero_shot_metadata.IMAGENET_CLASSNAMES``), which are also the keys of the LaZSL/DCLIP
+  ImageNet descriptor files (spec/lazsl.md section 2.1). Two names occur twice in that list
+  (``missile``, ``sunglasses``), as in the original.
+* ``imagenet_r_wnids.txt`` / ``imagenet_a_wnids.txt``: the 200 WNIDs of ImageNet-R / ImageNet-A,
+  sorted (their ImageNet indices ascend in the same order; timm's ``imagenet_{r,a}_synsets.txt``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+__all__ = [
+    "CLASS_NAMES_DIR",
+    "imagenet_class_names",
+    "imagenet_subset_indices",
+    "imagenet_subset_wnids",
+    "imagenet_wnids",
+]
+
+CLASS_NAMES_DIR = Path(__file__).resolve().parent / "class_names"
+SUBSETS = ("imagenet_r", "imagenet_a")
+
+
+@cache
+def _table() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    path = CLASS_NAMES_DIR / "imagenet.txt"
+    rows = [ln.split("\t", 1) for ln in path.read_text(encoding="utf-8").splitlines() if ln]
+    if len(rows) != 1000 or any(len(r) != 2 for r in rows):
+        raise ValueError(f"{path} must hold 1000 '<wnid>\\t<name>' lines; reinstall ramlico")
+    return tuple(r[0] for r in rows), tuple(r[1] for r in rows)
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k WNIDs in class-index order (``n01440764`` = 0, tench)."""
+    return list(_table()[0])
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 readable CLIP-style class names in class-index order."""
+    return list(_table()[1])
+
+
+def imagenet_subset_wnids(subset: str) -> list[str]:
+    """The 200 sorted WNIDs of ``"imagenet_r"`` or ``"imagenet_a"``."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    path = CLASS_NAMES_DIR / f"{subset}_wnids.txt"
+    wnids = path.read_text(encoding="utf-8").split()
+    if len(wnids) != 200:
+        raise ValueError(f"{path} must list 200 WNIDs, got {len(wnids)}; reinstall ramlico")
+    return wnids
+
+
+def imagenet_subset_indices(subset: str) -> list[int]:
+    """ImageNet class indices of a 200-class subset, ascending (spec/lazsl.md section 11).
+
+    Example:
+        >>> imagenet_subset_indices("imagenet_r")[:3]
+        [1, 2, 4]
+    """
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    return [index[w] for w in imagenet_subset_wnids(subset)]

@@ -53,3 +53,33 @@ def test_lazsl_writes_explanations_that_add_up(tmp_path):
         assert total == pytest.approx(r["score"], rel=1e-5)
         assert len(r["crops"]) == 4 and all(len(c["box_xyxy"]) == 4 for c in r["crops"])
         assert r["descriptors"][0]["text"].startswith(r["predicted"])
+    # One PNG panel per explained image, next to the JSON (image + boxes | descriptor bars).
+    from PIL import Image
+
+    from ramlico.zeroshot.panel import PANEL_SIZE
+
+    pngs = sorted((tmp_path / "d" / "out" / "lazsl_explanations").glob("*.png"))
+    assert [p.name for p in pngs] == ["00000.png", "00001.png", "00002.png"]
+    for p in pngs:
+        with Image.open(p) as img:
+            assert img.format == "PNG" and img.size == PANEL_SIZE
+
+
+def test_baseline_run_writes_predictions_matching_its_metrics(tmp_path):
+    import csv
+    import json
+    from pathlib import Path
+
+    metrics = _run(tmp_path / "e", ["experiment=lazsl_demo", "model.method=waffle",
+                                    "model.waffle_count=2"])  # fmt: skip
+    out = Path(tmp_path / "e" / "out")
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert len(rows) == 80  # 20 generated classes x 4 images
+    assert [int(r["index"]) for r in rows] == list(range(80))
+    assert all(Path(r["path"]).is_file() and r["top1_class"] for r in rows)
+    top1 = 100 * sum(r["correct"] == "1" for r in rows) / 80
+    assert metrics["test/test/top1"] == pytest.approx(top1, abs=1e-3)
+    record = json.loads((out / "zero_shot_metrics.json").read_text())
+    assert record["method"] == "waffle" and record["dataset"] == "generated"
+    assert record["top1"] == pytest.approx(top1) and record["images"] == 80
+    assert not (out / "lazsl_explanations.json").exists()  # baselines do not explain

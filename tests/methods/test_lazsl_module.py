@@ -53,3 +53,64 @@ def test_descriptor_file_errors(tmp_path, tiny_clip):
     model.label_names = {"test": ["red circle", "blue star"]}
     with pytest.raises(ValueError, match="blue star"):
         model.descriptor_embeddings("test")
+
+
+def _baseline(tiny_clip, method, **kwargs):
+    model = LaZSL(tiny_clip, "generated_shapes", method=method, **kwargs)
+    model.label_names = {"test": ["red circle", "blue star", "green cross"]}
+    model.eval_splits = ["test"]
+    return model
+
+
+def _encode(clip, sentences):
+    return torch.nn.functional.normalize(clip.encode_text(clip.tokenize(sentences)), dim=-1)
+
+
+def test_cupl_classifier_is_the_normalised_mean_of_sentence_embeddings(tiny_clip, images, tmp_path):
+    sentences = {
+        "red circle": ["A red circle is round.", "A circle painted red."],
+        "blue star": ["A blue star has five points."],
+        "green cross": ["A green plus sign.", "Two green bars crossing.", "A cross."],
+        "unused": ["Never scored."],
+    }
+    path = tmp_path / "cupl.json"
+    path.write_text(json.dumps(sentences))
+    model = _baseline(tiny_clip, "cupl", cupl_file=str(path))
+    scores = model.predict_scores(images, "test")
+    with torch.no_grad():
+        classifier = torch.stack([
+            torch.nn.functional.normalize(_encode(tiny_clip, sentences[c]).mean(0), dim=0)
+            for c in model.label_names["test"]
+        ])  # fmt: skip
+        glob = torch.nn.functional.normalize(tiny_clip.embed_image(images), dim=-1)
+    torch.testing.assert_close(scores, glob @ classifier.T, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="cupl_file"):
+        LaZSL(tiny_clip, "generated_shapes", method="cupl")
+
+
+def test_waffle_scores_are_mean_cosines_over_30_seeded_random_sentences(tiny_clip, images):
+    model = _baseline(tiny_clip, "waffle", waffle_seed=3)
+    texts = model.baseline_sentences("test")
+    assert [len(t) for t in texts] == [30, 30, 30]
+    assert texts[1][0].startswith("A photo of a blue star, which")
+    assert _baseline(tiny_clip, "waffle", waffle_seed=3).baseline_sentences("test") == texts
+    assert _baseline(tiny_clip, "waffle", waffle_seed=4).baseline_sentences("test") != texts
+    scores = model.predict_scores(images, "test")
+    with torch.no_grad():
+        glob = torch.nn.functional.normalize(tiny_clip.embed_image(images), dim=-1)
+        ref = torch.stack([(glob @ _encode(tiny_clip, t).T).mean(1) for t in texts], dim=1)
+    torch.testing.assert_close(scores, ref, rtol=0, atol=1e-5)
+
+
+def test_clip_and_dclip_baselines(tiny_clip, images):
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    model = _baseline(tiny_clip, "clip", templates=templates)
+    scores = model.predict_scores(images, "test")
+    with torch.no_grad():
+        glob = torch.nn.functional.normalize(tiny_clip.embed_image(images), dim=-1)
+        classifier = tiny_clip.zero_shot_classifier(model.label_names["test"], templates)
+    torch.testing.assert_close(scores, glob @ classifier.to(glob.dtype), rtol=0, atol=1e-5)
+    dclip = _baseline(tiny_clip, "dclip")
+    assert dclip.baseline_sentences("test") == dclip.descriptor_sentences("test")
+    with pytest.raises(ValueError, match="model.method must be one of"):
+        LaZSL(tiny_clip, "generated_shapes", method="lazsl2")

@@ -19,6 +19,28 @@ __all__ = ["evaluate"]
 log = get_logger(__name__)
 
 
+def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
+    """``eval.saliency=true``: Insertion/Deletion of post-hoc CAMs on the test split."""
+    from pathlib import Path
+
+    from ramlico.explain import evaluate_saliency
+
+    if not hasattr(model, "export"):
+        raise ValueError(
+            f"eval.saliency=true needs a model with export() -> classifier with a feature_tap "
+            f"(e.g. LICO); {type(model).__name__} has none. Run with eval.saliency=false."
+        )
+    ev = cfg.eval
+    datamodule.setup("test")
+    dataset = datamodule.test_dataloader().dataset
+    return evaluate_saliency(
+        model.export(), dataset, methods=list(ev.methods), num_images=ev.num_images,
+        seed=ev.seed, step=ev.step, substrate=ev.deletion_substrate,
+        insertion_start=ev.insertion_start, png_dir=Path(cfg.paths.output_dir) / "saliency",
+        num_png=ev.num_png, batch_size=ev.batch_size,
+    )  # fmt: skip
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Evaluate on every eval split of the datamodule (ZSL and GZSL); print and log the metrics.
 
@@ -50,6 +72,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.test(model=model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if (cfg.get("eval") or {}).get("saliency"):
+        metrics.update(_saliency(cfg, model, datamodule))
     if trainer.is_global_zero:
         Console().print(results_table(metrics, f"{cls.__name__} ({cfg.get('task_name', 'eval')})"))
     return metrics, dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)

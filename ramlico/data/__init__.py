@@ -31,6 +31,7 @@ from ramlico.data.records import (
     read_label_file,
     read_ram_json,
 )
+from ramlico.data.supervised import SupervisedClassificationDataModule
 from ramlico.data.transforms import (
     CLIP_MEAN,
     CLIP_STD,
@@ -59,6 +60,7 @@ __all__ = [
     "MultiLabelDataModule",
     "MultiLabelDataset",
     "Record",
+    "SupervisedClassificationDataModule",
     "build_eval_transform",
     "build_train_transform",
     "check_vocabulary",

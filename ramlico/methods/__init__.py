@@ -4,6 +4,7 @@ from ramlico.methods.base import RamlicoModule
 from ramlico.methods.clip_adapter import CLIPAdapter
 from ramlico.methods.clip_zeroshot import CLIPZeroShot
 from ramlico.methods.lazsl import LaZSL
+from ramlico.methods.lico import LICOModule
 from ramlico.methods.otfusion import OTFusion
 
-__all__ = ["CLIPAdapter", "CLIPZeroShot", "LaZSL", "OTFusion", "RamlicoModule"]
+__all__ = ["CLIPAdapter", "CLIPZeroShot", "LaZSL", "LICOModule", "OTFusion", "RamlicoModule"]

@@ -19,6 +19,7 @@ from ramlico.metrics.multilabel import (
     MultiLabelTopK,
     TopKAccuracy,
 )
+from ramlico.metrics.saliency import auc_trapezoid, insertion_deletion
 
 __all__ = [
     "MeanAveragePrecision",
@@ -26,8 +27,10 @@ __all__ = [
     "MultiLabelMetrics",
     "MultiLabelTopK",
     "TopKAccuracy",
+    "auc_trapezoid",
     "average_precision_per_label",
     "functional",
+    "insertion_deletion",
     "mean_average_precision",
     "per_class_precision_recall_f1",
     "topk_accuracy",

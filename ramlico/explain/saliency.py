@@ -1,0 +1,96 @@
+"""Post-hoc saliency maps through the ``grad-cam`` package (pytorch-grad-cam).
+
+LICO evaluates *unchanged* post-hoc methods on the baseline and on the LICO-trained network
+(spec/lico.md 6.1), so the CAMs here are thin adapters, not re-implementations:
+
+* target layer = the classifier's ``feature_tap`` (the last feature map, LICO's tap point: ResNet
+  ``layer4`` output after its ReLU);
+* target class = the model's top-1 on the unmodified image (or given labels);
+* Grad-CAM: ``S = ReLU(sum_k w_k A_k)``, ``w_k = mean_p d s_c / d A_k,p`` with ``s_c`` the logit;
+  bilinearly upsampled to the input and min-max normalised to [0, 1] (by the package).
+
+ViT token maps ``(B, L, D)`` are reshaped to ``(B, D, h, w)`` after dropping prefix tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["CAM_METHODS", "SaliencyExplainer"]
+
+Tensor = torch.Tensor
+
+
+def _cam_classes() -> dict[str, type]:
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
+
+    return {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM}
+
+
+CAM_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "scorecam")
+
+
+class _TokenGrid:
+    """Reshape ``(B, L, D)`` tokens (prefix dropped) into a ``(B, D, h, w)`` grid."""
+
+    def __init__(self, num_prefix_tokens: int) -> None:
+        self.num_prefix_tokens = num_prefix_tokens
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.dim() == 4:
+            return x
+        tokens = x[:, self.num_prefix_tokens :]
+        side = math.isqrt(tokens.shape[1])
+        if side * side != tokens.shape[1]:
+            raise ValueError(f"{tokens.shape[1]} patch tokens do not form a square grid")
+        return tokens.transpose(1, 2).reshape(x.shape[0], x.shape[2], side, side)
+
+
+class SaliencyExplainer:
+    """Saliency maps of a classifier with a ``feature_tap`` module (e.g. ``LICOClassifier``).
+
+    Args:
+        model: ``(B, 3, H, W) -> (B, K)`` classifier; must expose ``feature_tap`` (the target
+            layer) and may expose ``num_prefix_tokens`` (ViTs).
+        method: one of :data:`CAM_METHODS`.
+        score_cam_batch_size: masked images per forward in Score-CAM.
+    Raises:
+        ValueError: unknown method, or a model without ``feature_tap``.
+    """
+
+    def __init__(self, model: nn.Module, method: str = "gradcam", score_cam_batch_size: int = 32):
+        classes = _cam_classes()
+        if method not in classes:
+            raise ValueError(f"unknown saliency method {method!r}; choose one of {CAM_METHODS}")
+        layer = getattr(model, "feature_tap", None)
+        if layer is None:
+            raise ValueError(
+                f"{type(model).__name__} has no 'feature_tap' module (the Grad-CAM target layer); "
+                "wrap the network like ramlico.methods.lico.LICOClassifier"
+            )
+        reshape = _TokenGrid(int(getattr(model, "num_prefix_tokens", 0)))
+        self.method = method
+        self.model = model
+        self.cam = classes[method](model=model, target_layers=[layer], reshape_transform=reshape)
+        if method == "scorecam":
+            self.cam.batch_size = score_cam_batch_size
+
+    def __call__(self, images: Tensor, targets: Sequence[int] | None = None) -> Tensor:
+        """``(B, 3, H, W)`` -> ``(B, H, W)`` float32 saliency in [0, 1] (CPU).
+
+        Args:
+            images: normalised images.
+            targets: class per image; ``None`` = the model's top-1 predictions.
+        """
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        self.model.eval()
+        if targets is None:
+            with torch.no_grad():
+                targets = self.model(images).argmax(-1).tolist()
+        cams = self.cam(images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
+        return torch.from_numpy(cams).float()

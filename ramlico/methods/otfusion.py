@@ -4,25 +4,53 @@ Test steps only extract features (CLIP image embeddings, DINOv2 embeddings, labe
 of the epoch :func:`ramlico.zeroshot.otfusion_predict` labels the whole split with the shared OT
 engine, and both OTFusion and the CLIP zero-shot prior are scored (``test/<split>/top1`` and
 ``test/<split>/clip_top1``). Spec: ``otfusion.md``.
+
+With ``cache_dir`` the features of every ``cache_chunk_batches`` consecutive batches are saved as
+one chunk of a :class:`ramlico.zeroshot.feature_cache.FeatureCache` keyed by the encoders'
+weights fingerprint and the data config: a killed run resumes from the last finished chunk, and
+a re-run (e.g. another ``rounds``/``eps``) skips the encoders entirely (the loader still reads
+the images). Per-image predictions go to ``<run dir>/predictions.csv``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.methods.base import RamlicoModule
 from ramlico.metrics.functional import topk_accuracy
 from ramlico.modules import TextClassifierCache
+from ramlico.utils import get_logger
 from ramlico.zeroshot import otfusion_predict
+from ramlico.zeroshot.feature_cache import FeatureCache
+from ramlico.zeroshot.predictions import PredictionLog
 
-__all__ = ["OTFusion"]
+__all__ = ["OTFusion", "weights_fingerprint"]
 
+log = get_logger(__name__)
 Tensor = torch.Tensor
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A cheap identity of a frozen model's weights: parameter count and rounded sums.
+
+    Different architectures, random seeds or checkpoints give different strings (used as part of
+    the feature-cache key).
+    """
+    count, total, squares = 0, 0.0, 0.0
+    with torch.no_grad():
+        for p in module.parameters():
+            count += p.numel()
+            total += float(p.double().sum())
+            squares += float(p.double().square().sum())
+    return f"{type(module).__name__}:{count}:{total:.6e}:{squares:.6e}"
 
 
 class OTFusion(RamlicoModule):
@@ -32,6 +60,9 @@ class OTFusion(RamlicoModule):
         clip: frozen :class:`CLIPBackbone`.
         dino: frozen :class:`TimmBackbone` (DINOv2 ViT); ``None`` = CLIP image features only.
         templates: prompt templates for the class texts.
+        cache_dir: folder of the resumable feature cache; ``None`` = keep features in memory.
+        cache_chunk_batches: batches per cache chunk.
+        write_predictions: write ``predictions.csv`` and ``zero_shot_metrics.json``.
         **fusion_kwargs: keyword arguments of :func:`ramlico.zeroshot.otfusion_predict`
             (``rounds``, ``eps``, ``text_weight``, ``class_prior``, ...).
     """
@@ -43,9 +74,14 @@ class OTFusion(RamlicoModule):
         clip: CLIPBackbone,
         dino: TimmBackbone | None = None,
         templates: Sequence[str] = ("a photo of a {}.",),
+        cache_dir: str | None = None,
+        cache_chunk_batches: int = 16,
+        write_predictions: bool = True,
         **fusion_kwargs: Any,
     ) -> None:
         super().__init__(ks=(1, 5))
+        if cache_chunk_batches < 1:
+            raise ValueError(f"cache_chunk_batches must be >= 1, got {cache_chunk_batches}")
         self.save_hyperparameters(ignore=["clip", "dino"], logger=False)
         self.clip = clip
         self.dino = dino
@@ -54,27 +90,101 @@ class OTFusion(RamlicoModule):
         if dino is None:
             self.fusion_kwargs.setdefault("sources", ("clip_image",))
         self._features: dict[str, list[list[Tensor]]] = {}
+        self._caches: dict[str, FeatureCache] = {}
+        self._pending: dict[str, dict[int, list[list[Tensor]]]] = {}
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         """Inductive CLIP zero-shot scores (the prior); OTFusion itself needs the whole split."""
         image = F.normalize(self.clip.embed_image(images), dim=-1)
         return image @ self.text.get(self.label_names[split], self.device).to(image.dtype)
 
+    # ----------------------------------------------------------------- feature cache
+    def cache_key(self, split: str) -> dict[str, Any]:
+        """What the cached features of ``split`` depend on (encoders, data, chunking)."""
+        dm = self.trainer.datamodule
+        hp = dict(getattr(dm, "hparams", {}))
+        samples = getattr(getattr(dm, "dataset", None), "samples", None)
+        if samples is None:
+            raise ValueError(
+                "cache_dir needs a datamodule whose .dataset has .samples (path, label) pairs "
+                "(ramlico.data.ClassificationDataModule); set model.cache_dir=null otherwise"
+            )
+        files = hashlib.sha1("\n".join(f"{p}\t{y}" for p, y in samples).encode()).hexdigest()
+        return {
+            "clip": [self.clip.model_name, weights_fingerprint(self.clip)],
+            "dino": weights_fingerprint(self.dino) if self.dino is not None else None,
+            "templates": list(self.hparams.templates),
+            "classes": self.label_names[split],
+            "split": split,
+            "files": files,
+            "images": len(samples),
+            "transform": {k: hp.get(k) for k in ("image_size", "mean", "std")},
+            "batch_size": hp.get("batch_size"),
+            "chunk_batches": self.hparams.cache_chunk_batches,
+        }
+
+    def on_test_epoch_start(self) -> None:
+        self._features, self._caches, self._pending = {}, {}, {}
+        if self.hparams.cache_dir is None:
+            return
+        if self.trainer.world_size > 1:
+            raise ValueError("the OTFusion feature cache runs on one device; set devices=1")
+        for idx, split in enumerate(self.eval_splits):
+            batches = self.trainer.num_test_batches[idx]
+            chunks = -(-int(batches) // self.hparams.cache_chunk_batches)
+            cache = FeatureCache(self.hparams.cache_dir, self.cache_key(split), chunks)
+            done = len(cache.done_chunks())
+            log.info("feature cache %s: %d/%d chunks done", cache.folder, done, chunks)
+            self._caches[split] = cache
+
+    def _extract(self, images: Tensor, labels: Tensor) -> list[Tensor]:
+        clip_feat = self.clip.embed_image(images).float()
+        dino_feat = self.dino(images).float() if self.dino is not None else clip_feat[:, :0]
+        return [clip_feat, dino_feat, labels]
+
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch[0], batch[1]
         split = self.eval_splits[dataloader_idx]
-        clip_feat = self.clip.embed_image(images).float()
-        dino_feat = self.dino(images).float() if self.dino is not None else clip_feat[:, :0]
-        store = self._features.setdefault(split, [[], [], []])
-        for bucket, value in zip(store, (clip_feat, dino_feat, labels), strict=True):
+        cache = self._caches.get(split)
+        if cache is None:
+            store = self._features.setdefault(split, [[], [], []])
+            for bucket, value in zip(store, self._extract(images, labels), strict=True):
+                bucket.append(value)
+            return
+        per_chunk = self.hparams.cache_chunk_batches
+        chunk = batch_idx // per_chunk
+        if cache.has_chunk(chunk):
+            return
+        store = self._pending.setdefault(split, {}).setdefault(chunk, [[], [], []])
+        for bucket, value in zip(store, self._extract(images, labels), strict=True):
             bucket.append(value)
+        last = self.trainer.num_test_batches[dataloader_idx] - 1
+        if batch_idx % per_chunk == per_chunk - 1 or batch_idx == last:
+            clip_f, dino_f, y = (torch.cat(b) for b in self._pending[split].pop(chunk))
+            cache.save_chunk(chunk, {"clip": clip_f, "dino": dino_f, "labels": y})
 
-    def on_test_epoch_end(self) -> None:
-        for split, (clip_f, dino_f, labels) in self._features.items():
+    def _split_features(self, split: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(clip (N, D), dino (N, D'), labels (N,), text (K, D))`` of a finished split."""
+        names = self.label_names[split]
+        cache = self._caches.get(split)
+        if cache is None:
+            clip_f, dino_f, labels = self._features[split]
             clip_all = self.all_gather(torch.cat(clip_f)).reshape(-1, clip_f[0].shape[-1])
             dino_all = self.all_gather(torch.cat(dino_f)).reshape(-1, dino_f[0].shape[-1])
             y = self.all_gather(torch.cat(labels)).reshape(-1)
-            text = self.text.get(self.label_names[split], self.device).T
+            return clip_all, dino_all, y, self.text.get(names, self.device).T
+        feats = cache.load_all()
+        if cache.has("text"):
+            text = cache.load("text")["text"]
+        else:
+            text = self.text.get(names, self.device).T
+            cache.save("text", {"text": text})
+        dev = self.device
+        return feats["clip"].to(dev), feats["dino"].to(dev), feats["labels"].to(dev), text.to(dev)
+
+    def on_test_epoch_end(self) -> None:
+        for split in [s for s in self.eval_splits if s in self._features or s in self._caches]:
+            clip_all, dino_all, y, text = self._split_features(split)
             dino_in = dino_all if self.dino is not None else None
             result = otfusion_predict(clip_all, text, dino_in, labels=y, **self.fusion_kwargs)
             values = {}
@@ -83,4 +193,26 @@ class OTFusion(RamlicoModule):
                     values[f"top{k}"] = topk_accuracy(result.probs, y, k)
                     values[f"clip_top{k}"] = topk_accuracy(result.clip_prior, y, k)
             self.log_dict({f"test/{split}/{k}": v for k, v in values.items()}, sync_dist=False)
-        self._features = {}
+            if self.hparams.write_predictions and self.trainer.is_global_zero:
+                self._write_predictions(split, result.probs, y, values)
+        self._features, self._pending = {}, {}
+
+    def _write_predictions(self, split: str, probs: Tensor, y: Tensor, values: dict) -> None:
+        dm = self.trainer.datamodule
+        samples = getattr(getattr(dm, "dataset", None), "samples", None)
+        hp = dict(getattr(dm, "hparams", {}))
+        preds = PredictionLog(k=5)
+        preds.add(torch.arange(len(y)), probs, y)
+        info = {
+            "method": "otfusion",
+            "dataset": hp.get("dataset") or hp.get("source") or type(dm).__name__,
+            "model": self.clip.model_name,
+            "split": split,
+            "clip_top1": float(values["clip_top1"]),
+        }
+        folder = Path(self.trainer.default_root_dir)
+        if len(self.eval_splits) > 1:
+            folder = folder / split
+        paths = [p for p, _ in samples] if samples is not None else None
+        out = preds.write(folder, self.label_names[split], paths=paths, info=info)
+        log.info("wrote %d OTFusion predictions to %s", len(y), out)

@@ -83,3 +83,56 @@ def test_baseline_run_writes_predictions_matching_its_metrics(tmp_path):
     assert record["method"] == "waffle" and record["dataset"] == "generated"
     assert record["top1"] == pytest.approx(top1) and record["images"] == 80
     assert not (out / "lazsl_explanations.json").exists()  # baselines do not explain
+
+
+def test_lazsl_cub_experiment_reads_a_cub_layout(tmp_path):
+    """experiment=lazsl_cub end to end on a 2-class fake CUB_200_2011 (tiny random CLIP)."""
+    import csv
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = tmp_path / "CUB_200_2011"
+    rows = [(1, "001.Black_footed_Albatross", "a.jpg", 0), (2, "002.Laysan_Albatross", "b.jpg", 0),
+            (3, "002.Laysan_Albatross", "c.jpg", 1)]  # fmt: skip
+    for i, folder, name, _ in rows:
+        (root / "images" / folder).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (80, 60), (40 * i, 90, 200)).save(root / "images" / folder / name)
+    (root / "classes.txt").write_text("1 001.Black_footed_Albatross\n2 002.Laysan_Albatross\n")
+    (root / "images.txt").write_text("".join(f"{i} {f}/{n}\n" for i, f, n, _ in rows))
+    (root / "image_class_labels.txt").write_text("1 1\n2 2\n3 2\n")
+    (root / "train_test_split.txt").write_text("".join(f"{i} {t}\n" for i, _, _, t in rows))
+    desc = tmp_path / "descriptors_cub.json"
+    desc.write_text(json.dumps({"Black-footed Albatross": ["black feet", "a long beak"],
+                                "Laysan Albatross": ["white head"]}))  # fmt: skip
+    cfg = compose_cfg("eval", tmp_path, ["experiment=lazsl_cub", f"data.root={root}",
+                                         f"model.descriptors_file={desc}"])  # fmt: skip
+    with open_dict(cfg):
+        cfg.model.backbone = {"_target_": "ramlico.backbones.CLIPBackbone",
+                              "model_name": "ramlico-tiny-ViT", "pretrained": None}  # fmt: skip
+        cfg.model.num_crops = 4
+        cfg.data.image_size = 64
+        cfg.data.num_workers = 0
+        cfg.logger = None
+        cfg.callbacks = None
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.enable_progress_bar = False
+    metrics = evaluate(cfg)[0]
+    out = tmp_path / "out"
+    preds = list(csv.DictReader((out / "predictions.csv").open()))
+    # The test split (is_training_image = 0) holds a.jpg and b.jpg.
+    assert [(Path(r["path"]).name, r["true_class"]) for r in preds] == [
+        ("a.jpg", "Black-footed Albatross"), ("b.jpg", "Laysan Albatross")
+    ]  # fmt: skip
+    assert metrics["test/test/top1"] == pytest.approx(
+        50.0 * sum(r["correct"] == "1" for r in preds)
+    )
+    record = json.loads((out / "zero_shot_metrics.json").read_text())
+    assert (record["method"], record["dataset"], record["images"]) == ("lazsl", "cub", 2)
+    explained = json.loads((out / "lazsl_explanations.json").read_text())
+    assert {d["text"] for d in explained[0]["descriptors"]} <= {
+        "Black-footed Albatross, which has black feet",
+        "Black-footed Albatross, which is a long beak",
+        "Laysan Albatross, which has white head",
+    }

@@ -1,0 +1,148 @@
+"""Deep label prompts in the frozen CLIP text tower (RAM, spec ram.md section 7).
+
+In each prompted block ``l`` a sequence ``w`` ``(C, L, D)`` becomes ``[w_0 ; P_l ; w_1 ; ...]``:
+the ``n`` prompt vectors ``P_l`` ``(n, D)`` (shared by all labels) go right after the start
+token, the block runs with the causal mask, and the prompt outputs are dropped again, so the
+sequence keeps its original layout and the end-of-text (EOT) position is unchanged::
+
+    reference (full length 77): keep the first 77 of the 77 + n tokens, set the last n aside,
+                                run the block, drop positions 1..n, re-append the set-aside tokens
+    truncated (default, exact): cut every sequence to L' = max EOT + 1 once, run prompted blocks on
+                                L' + n tokens and drop positions 1..n
+
+Under the causal mask the outputs at positions <= EOT are the same in both, and only the EOT output
+is used (``ln_final`` then ``text_projection``), so truncation is exact while it cuts the text
+compute several-fold (``L'`` is about 10 for label prompts). Blocks before the first prompted one do
+not depend on the prompts: their output is cached per token tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["DeepPromptTextEncoder"]
+
+Tensor = torch.Tensor
+
+
+def _causal_mask(length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return torch.full((length, length), float("-inf"), device=device, dtype=dtype).triu_(1)
+
+
+class DeepPromptTextEncoder(nn.Module):
+    """Learnable deep prompts for a frozen open_clip text tower.
+
+    Args:
+        width: text tower width ``D`` (512 for ViT-B/16).
+        n_blocks: text blocks (12).
+        prompt_layers: prompted blocks (RAM: 9-11 for COCO, 6-11 for NUS-WIDE).
+        prompt_len: prompts per block (4); 0 = the plain frozen tower.
+        prompt_std: std of the normal initialisation (0.02).
+        truncate: use the exact truncated-sequence path (see module docstring).
+    """
+
+    def __init__(
+        self,
+        width: int,
+        n_blocks: int,
+        prompt_layers: Sequence[int] = (9, 10, 11),
+        prompt_len: int = 4,
+        prompt_std: float = 0.02,
+        truncate: bool = True,
+    ) -> None:
+        super().__init__()
+        layers = sorted({int(i) % n_blocks for i in prompt_layers}) if prompt_len > 0 else []
+        for i in prompt_layers:
+            if not -n_blocks <= int(i) < n_blocks:
+                raise ValueError(
+                    f"text_prompt_layers: block {i} outside the tower's {n_blocks} blocks"
+                )
+        self.n_blocks = n_blocks
+        self.prompt_len = prompt_len if layers else 0
+        self.truncate = truncate
+        self.prompts = nn.ParameterDict(
+            {str(i): nn.Parameter(torch.randn(prompt_len, width) * prompt_std) for i in layers}
+        )
+        self.first_prompted = min(layers) if layers else n_blocks
+        self._prefix_cache: dict[tuple, Tensor] = {}
+
+    @staticmethod
+    def _check(model: nn.Module) -> None:
+        needed = ("token_embedding", "positional_embedding", "transformer", "ln_final")
+        missing = [n for n in needed if not hasattr(model, n)]
+        if missing or getattr(model, "text_pool_type", "argmax") != "argmax":
+            raise TypeError(
+                "deep label prompts need an open_clip CLIP model with a built-in text tower and "
+                f"EOT (argmax) pooling; missing {missing or ['argmax pooling']}"
+            )
+
+    def _prefix(self, model: nn.Module, tokens: Tensor, length: int) -> Tensor:
+        """Frozen blocks before the first prompted block (no gradient), cached."""
+        key = (
+            tokens.device,
+            length,
+            torch.is_autocast_enabled(tokens.device.type),
+            tokens.shape,
+            hash(tokens.cpu().numpy().tobytes()),
+        )
+        cached = self._prefix_cache.get(key)
+        if cached is not None:
+            return cached
+        with torch.no_grad():
+            cast = model.transformer.get_cast_dtype()
+            x = model.token_embedding(tokens[:, :length]).to(cast)
+            x = x + model.positional_embedding[:length].to(cast)
+            mask = _causal_mask(length, x.device, x.dtype)
+            for i in range(self.first_prompted):
+                x = model.transformer.resblocks[i](x, attn_mask=mask)
+        if len(self._prefix_cache) > 8:
+            self._prefix_cache.clear()
+        self._prefix_cache[key] = x
+        return x
+
+    def forward(self, model: nn.Module, tokens: Tensor) -> Tensor:
+        """Label features with prompts.
+
+        Args:
+            model: the frozen open_clip ``CLIP`` model (not owned by this module).
+            tokens: ``(C, 77)`` token ids of the label prompts.
+
+        Returns:
+            ``(C, D_embed)`` un-normalised text features (EOT token, ``ln_final``, projection).
+        """
+        self._check(model)
+        tokens = tokens.to(model.token_embedding.weight.device)
+        eot = tokens.argmax(dim=-1)
+        full = tokens.shape[1]
+        n = self.prompt_len
+        if not self.truncate and n and int(eot.max()) >= full - n:
+            raise ValueError(
+                f"a label prompt is too long: its EOT at position {int(eot.max())} would be set "
+                f"aside by {n} deep prompts (needs <= {full - n - 1}); shorten the label name"
+            )
+        length = int(eot.max()) + 1 if self.truncate else full
+        x = self._prefix(model, tokens, length)
+        blocks = model.transformer.resblocks
+        for i in range(self.first_prompted, self.n_blocks):
+            key = str(i)
+            if key in self.prompts:
+                p = self.prompts[key].to(x.dtype).expand(x.shape[0], -1, -1)
+                seq = torch.cat([x[:, :1], p, x[:, 1:]], dim=1)
+                aside = None
+                if not self.truncate:
+                    seq, aside = seq[:, :full], seq[:, full:]
+                out = blocks[i](seq, attn_mask=_causal_mask(seq.shape[1], x.device, x.dtype))
+                x = torch.cat([out[:, :1], out[:, 1 + n :]], dim=1)
+                if aside is not None:
+                    x = torch.cat([x, aside], dim=1)
+            else:
+                x = blocks[i](x, attn_mask=_causal_mask(x.shape[1], x.device, x.dtype))
+        x = model.ln_final(x)
+        pooled = x[torch.arange(x.shape[0], device=x.device), eot]
+        proj = model.text_projection
+        if proj is None:
+            return pooled
+        return proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj

@@ -1,0 +1,82 @@
+"""train.py / evaluate.py on lico_demo (shrunk): LICO and CE baseline, saliency evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from ramlico.cli import evaluate, train
+from ramlico.cli.checkpoint import load_checkpoint
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def demo_cfg(root: str, tmp: Path, overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose(config_name=root, overrides=["experiment=lico_demo", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp / "out")
+        cfg.paths.data_dir = str(tmp.parent / "data")
+        cfg.paths.log_dir = str(tmp / "logs")
+        cfg.data.image_size = 32
+        cfg.data.generated = {"n_per_class": 3, "image_size": 32, "seed": 0}
+        cfg.data.n_test_per_class = 1
+        cfg.data.batch_size = 30
+        cfg.trainer.max_epochs = 1
+        cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_model_summary = False
+        cfg.callbacks.pop("rich_progress_bar", None)
+        cfg.callbacks.pop("model_summary", None)
+        cfg.logger = None
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = {}
+    for name, extra in (("lico", []), ("base", ["model.lico.enabled=false"])):
+        tmp = tmp_path_factory.mktemp(name)
+        metrics, objects = train(demo_cfg("train", tmp, extra))
+        out[name] = (tmp, metrics, objects)
+    return out
+
+
+def test_lico_and_baseline_train_and_test(runs):
+    _, lico, lobj = runs["lico"]
+    _, base, bobj = runs["base"]
+    for m in (lico, base):
+        assert 0.0 <= m["test/test/top1"] <= 100.0 and m["test/test/top5"] >= m["test/test/top1"]
+    for key in ("train/mm", "train/ot", "train/tau", "train/plan_entropy"):
+        assert key in lico and key not in base
+    assert 0.0 < lico["train/ot"] <= 4.0 and lico["train/tau"] > 0
+    n = [sum(p.numel() for p in o["model"].export().parameters()) for o in (lobj, bobj)]
+    assert n[0] == n[1]
+
+
+def test_checkpoints_hold_training_only_tensors_only_for_lico(runs):
+    for name, has in (("lico", True), ("base", False)):
+        tmp = runs[name][0]
+        ckpt = load_checkpoint(tmp / "out" / "checkpoints" / "last.ckpt")
+        keys = set(ckpt["state_dict"])
+        assert ("lico_train.prompts.ctx" in keys) is has
+        assert not any(".text." in k for k in keys)  # the frozen CLIP tower is never saved
+        assert any(k.startswith("classifier.head.") for k in keys)
+
+
+def test_evaluate_with_saliency_never_builds_the_text_side(runs):
+    tmp, metrics, _ = runs["lico"]
+    ckpt = tmp / "out" / "checkpoints" / "last.ckpt"
+    ecfg = demo_cfg("eval", tmp / "eval", [f"ckpt_path={ckpt}", "eval.saliency=true",
+                                           "eval.num_images=3", "eval.num_png=2"])  # fmt: skip
+    emetrics, objects = evaluate(ecfg)
+    assert objects["model"].lico_train is None
+    assert emetrics["test/test/top1"] == pytest.approx(metrics["test/test/top1"], abs=1e-4)
+    ins, dele = emetrics["saliency/gradcam/insertion"], emetrics["saliency/gradcam/deletion"]
+    assert 0.0 <= dele <= 100.0 and 0.0 <= ins <= 100.0
+    pngs = sorted((tmp / "eval" / "out" / "saliency" / "gradcam").glob("*.png"))
+    assert [p.name for p in pngs] == ["0000.png", "0001.png"]

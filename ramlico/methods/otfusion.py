@@ -63,6 +63,9 @@ class OTFusion(RamlicoModule):
         cache_dir: folder of the resumable feature cache; ``None`` = keep features in memory.
         cache_chunk_batches: batches per cache chunk.
         write_predictions: write ``predictions.csv`` and ``zero_shot_metrics.json``.
+        dino_norm: ``"imagenet"`` re-normalises the (CLIP-normalised) input with the DINOv2
+            model's own mean/std before the DINOv2 forward (spec/otfusion.md 1.2 [D]);
+            ``"clip"`` feeds the same tensor as CLIP (the authors' driver, parity).
         **fusion_kwargs: keyword arguments of :func:`ramlico.zeroshot.otfusion_predict`
             (``rounds``, ``eps``, ``text_weight``, ``class_prior``, ...).
     """
@@ -77,9 +80,12 @@ class OTFusion(RamlicoModule):
         cache_dir: str | None = None,
         cache_chunk_batches: int = 16,
         write_predictions: bool = True,
+        dino_norm: str = "imagenet",
         **fusion_kwargs: Any,
     ) -> None:
         super().__init__(ks=(1, 5))
+        if dino_norm not in ("imagenet", "clip"):
+            raise ValueError(f"dino_norm must be 'imagenet' or 'clip', got {dino_norm!r}")
         if cache_chunk_batches < 1:
             raise ValueError(f"cache_chunk_batches must be >= 1, got {cache_chunk_batches}")
         self.save_hyperparameters(ignore=["clip", "dino"], logger=False)
@@ -113,6 +119,7 @@ class OTFusion(RamlicoModule):
         return {
             "clip": [self.clip.model_name, weights_fingerprint(self.clip)],
             "dino": weights_fingerprint(self.dino) if self.dino is not None else None,
+            "dino_norm": self.hparams.dino_norm,
             "templates": list(self.hparams.templates),
             "classes": self.label_names[split],
             "split": split,
@@ -137,10 +144,27 @@ class OTFusion(RamlicoModule):
             log.info("feature cache %s: %d/%d chunks done", cache.folder, done, chunks)
             self._caches[split] = cache
 
+    def dino_input(self, images: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` CLIP-normalised images -> the DINOv2 input (``dino_norm``)."""
+        if self.hparams.dino_norm == "clip" or self.dino is None:
+            return images
+        hp = dict(getattr(self.trainer.datamodule, "hparams", {})) if self._trainer else {}
+        src_mean = hp.get("mean") or self.clip.image_mean
+        src_std = hp.get("std") or self.clip.image_std
+        cfg = getattr(self.dino.model, "pretrained_cfg", None) or {}
+        dst_mean = cfg.get("mean", (0.485, 0.456, 0.406))
+        dst_std = cfg.get("std", (0.229, 0.224, 0.225))
+
+        def col(values: Sequence[float]) -> Tensor:
+            return images.new_tensor(list(values)).view(1, -1, 1, 1)
+
+        return (images * col(src_std) + col(src_mean) - col(dst_mean)) / col(dst_std)
+
     def _extract(self, images: Tensor, labels: Tensor) -> list[Tensor]:
         clip_feat = self.clip.embed_image(images).float()
-        dino_feat = self.dino(images).float() if self.dino is not None else clip_feat[:, :0]
-        return [clip_feat, dino_feat, labels]
+        if self.dino is None:
+            return [clip_feat, clip_feat[:, :0], labels]
+        return [clip_feat, self.dino(self.dino_input(images)).float(), labels]
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch[0], batch[1]

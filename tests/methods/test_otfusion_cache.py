@@ -104,3 +104,21 @@ def test_cache_manifest_mismatch_and_missing_chunks_raise(tmp_path):
     with pytest.raises(ValueError, match="stale feature cache"):
         FeatureCache(tmp_path, {"model": "a"}, num_chunks=3)
     assert not list(cache.folder.glob(".*.tmp"))  # writes are atomic renames
+
+
+def test_dino_input_is_renormalised_to_imagenet_statistics(tiny_clip):
+    from ramlico.methods import OTFusion
+
+    dino = TimmBackbone("vit_small_patch14_dinov2", img_size=56, depth=1, freeze=True)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    model = OTFusion(tiny_clip, dino)
+    pixels = images * torch.tensor(tiny_clip.image_std).view(1, 3, 1, 1) + torch.tensor(
+        tiny_clip.image_mean
+    ).view(1, 3, 1, 1)
+    imagenet = (pixels - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
+    torch.testing.assert_close(model.dino_input(images), imagenet, rtol=0, atol=1e-5)
+    assert torch.equal(OTFusion(tiny_clip, dino, dino_norm="clip").dino_input(images), images)
+    with pytest.raises(ValueError, match="dino_norm"):
+        OTFusion(tiny_clip, dino, dino_norm="dino")

@@ -5,7 +5,8 @@ with ``samples[i] = (image path, class index)`` and the class names in the label
 descriptor files use (spec/lazsl.md section 11):
 
 ============== =================================================================================
-``imagenet``   ``root/<wnid>/*.JPEG`` (val after the usual valprep into class folders); 1000
+``imagenet``   ``root/<wnid>/*.JPEG`` (val after the usual valprep into class folders), or the
+               flat ``ILSVRC2012_val_*.JPEG`` with Kaggle's ``LOC_val_solution.csv``; 1000
                classes, bundled CLIP-style names (:mod:`ramlico.data.imagenet_info`).
 ``imagenet_v2`` ``root/<0..999>/*.jpeg`` (``imagenetv2-matched-frequency-format-val``): the folder
                name is the ImageNet class index.
@@ -79,8 +80,38 @@ def _wnid_folders(root: Path, dataset: str, wnids: list[str], layout: str) -> Sa
     return [(p, index[f]) for f in folders for p in _images(root / f)]
 
 
+def _imagenet_flat_val(root: Path, layout: str) -> Samples:
+    """Flat ``ILSVRC2012_val_*.JPEG`` files labelled by Kaggle's ``LOC_val_solution.csv``."""
+    # Kaggle's download keeps the CSV four levels above ILSVRC/Data/CLS-LOC/val.
+    candidates = [d / "LOC_val_solution.csv" for d in (root, *list(root.parents)[:4])]
+    csv_path = next((p for p in candidates if p.is_file()), None)
+    if csv_path is None:
+        raise FileNotFoundError(
+            f"imagenet: {root} holds flat val images but LOC_val_solution.csv not found in it or "
+            f"its 4 parent folders; expected {layout}"
+        )
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    labels = {}
+    for ln in _lines(csv_path)[1:]:  # header: ImageId,PredictionString
+        image_id, prediction = ln.split(",", 1)
+        labels[image_id] = index[prediction.split()[0]]
+    files = _images(root)
+    unlabelled = [p.name for p in files if p.stem not in labels]
+    if unlabelled:
+        raise ValueError(
+            f"imagenet: {csv_path} has no label for {unlabelled[:5]} ({len(unlabelled)})"
+        )
+    return [(p, labels[p.stem]) for p in files]
+
+
 def read_imagenet(root: Path) -> tuple[Samples, list[str]]:
-    layout = "<root>/<wnid>/<image>.JPEG (ImageNet val sorted into 1000 WNID class folders)"
+    layout = (
+        "<root>/<wnid>/<image>.JPEG (val sorted into 1000 WNID class folders), or flat "
+        "<root>/ILSVRC2012_val_*.JPEG with LOC_val_solution.csv in <root> or above"
+    )
+    _need(root, "imagenet", layout)
+    if not any(p.is_dir() for p in root.iterdir()) and _images(root):
+        return _imagenet_flat_val(root, layout), imagenet_class_names()
     return _wnid_folders(root, "imagenet", imagenet_wnids(), layout), imagenet_class_names()
 
 

@@ -187,3 +187,19 @@ def test_datamodule_loads_a_named_set_with_optional_names_file(tmp_path):
     )
     with pytest.raises(ValueError, match="2 names for a dataset of 200"):
         dm.setup("test")
+
+
+def test_imagenet_flat_val_with_kaggle_solution_csv(tmp_path):
+    val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    for name in ("ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG"):
+        _touch(val / name)
+    with pytest.raises(FileNotFoundError, match="LOC_val_solution.csv not found"):
+        read_named_dataset("imagenet", val)
+    _write(val.parent / "LOC_val_solution.csv",
+           "ImageId,PredictionString\nILSVRC2012_val_00000002,n01443537 1 2 3 4 n01443537 5 6 7 8\n"
+           "ILSVRC2012_val_00000001,n15075141 1 2 3 4\n")  # fmt: skip
+    samples, names = read_named_dataset("imagenet", val)
+    assert [(p.name, y) for p, y in samples] == [
+        ("ILSVRC2012_val_00000001.JPEG", 999), ("ILSVRC2012_val_00000002.JPEG", 1)
+    ]  # fmt: skip
+    assert names[999] == "toilet paper"

@@ -22,6 +22,14 @@ Sources:
                folder). Labels: ``seen`` / ``unseen`` if given; otherwise seen = labels of the
                training file (minus ``unseen``), unseen = labels of the test file that are not seen.
 
+Training order and resume: the training loader draws epoch ``e``'s order from ``(seed, e)`` alone
+(``ramlico.data.sampling.ResumableSampler``, sharded over DDP ranks) and seeds each image's
+augmentation from ``(seed, e, index)`` (``SeededSamples``), so no global random state is involved.
+The datamodule's ``state_dict`` (saved by Lightning in every checkpoint) holds the fit loop's
+position; a run resumed from a mid-epoch checkpoint (``callbacks.model_checkpoint.
+every_n_train_steps``) trains exactly the remaining batches of that epoch, as the uninterrupted run
+would have.
+
 File arguments are used as given (absolute, or relative to the working directory); configs write
 them as ``${data.root}/...``.
 """
@@ -29,6 +37,7 @@ them as ``${data.root}/...``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,7 @@ from ramlico.data.generated import generated_label_space, make_generated_dataset
 from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN, LabelSpace
 from ramlico.data.nus_wide import read_nus_label_space, read_nus_wide
 from ramlico.data.records import Record, read_coco_file, read_label_file, read_ram_json
+from ramlico.data.sampling import ResumableTrainData
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform, build_train_transform
 
 log = logging.getLogger(__name__)
@@ -60,7 +70,7 @@ def read_any_label_file(path: Path, image_root: Path | None) -> list[Record]:
     return read_label_file(path, image_root)
 
 
-class MultiLabelDataModule(LightningDataModule):
+class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
     """Train / ZSL / GZSL data for one source (see the module docstring).
 
     Args:
@@ -83,7 +93,10 @@ class MultiLabelDataModule(LightningDataModule):
             order (RAM parity, ram.md 10.2), ``"none"`` file order.
         exclude_unseen_from_train: drop training images that carry any unseen label (counted).
         val_max_images: validation uses at most this many evenly spaced images per split.
-        seed: seed of the ``"once"`` shuffle.
+        seed: seed of the training order (``"epoch"``: one permutation per epoch from (seed,
+            epoch); ``"once"``: the one shuffle) and of each image's augmentation (from (seed,
+            epoch, index)); None: the run's seed (``PL_GLOBAL_SEED``, set by ``seed_everything``),
+            else 0.
     """
 
     def __init__(
@@ -111,7 +124,7 @@ class MultiLabelDataModule(LightningDataModule):
         train_shuffle: str = "epoch",
         exclude_unseen_from_train: bool = False,
         val_max_images: int | None = None,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -138,6 +151,7 @@ class MultiLabelDataModule(LightningDataModule):
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise ValueError(f"batch sizes must be >= 1, got {batch_size}, {eval_batch_size}")
         self.root = Path(root)
+        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
         self.eval_splits: list[str] = ["zsl", "gzsl"]
         self._label_space: LabelSpace | None = None
         self._records: dict[str, list[Record]] = {}
@@ -258,7 +272,7 @@ class MultiLabelDataModule(LightningDataModule):
             )
             records = kept
         if hp.train_shuffle == "once":
-            order = torch.randperm(len(records), generator=torch.Generator().manual_seed(hp.seed))
+            order = torch.randperm(len(records), generator=torch.Generator().manual_seed(self.seed))
             records = [records[i] for i in order.tolist()]
         return MultiLabelDataset(
             records, space.seen, self.train_transform, hp.skip_bad_images, drop_unknown=True
@@ -282,7 +296,13 @@ class MultiLabelDataModule(LightningDataModule):
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=workers > 0,
+            generator=self._generator(),
         )
+
+    def _generator(self) -> torch.Generator:
+        # A DataLoader draws a worker base seed per iterator; from its own generator it leaves
+        # the global one (model randomness, restored on resume) untouched.
+        return torch.Generator().manual_seed(self.seed)
 
     def _require(self) -> None:
         if not self.test_datasets:
@@ -293,8 +313,18 @@ class MultiLabelDataModule(LightningDataModule):
             raise RuntimeError(
                 "call setup('fit') before train_dataloader() (the Trainer does this)"
             )
-        shuffle = self.hparams.train_shuffle == "epoch"
-        return self._loader(self.train_dataset, self.hparams.batch_size, shuffle)
+        hp = self.hparams
+        # ResumableSampler is a DistributedSampler: under DDP Lightning keeps it (no wrapping),
+        # each rank reads its shard.
+        return self.resumable_loader(
+            self.train_dataset,
+            batch_size=hp.batch_size,
+            seed=self.seed,
+            shuffle=hp.train_shuffle == "epoch",
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
+        )
 
     def test_dataloader(self) -> list[DataLoader]:
         """[ZSL loader, GZSL loader], in the order of ``eval_splits``."""

@@ -8,8 +8,10 @@ probability at 0 (and the same interpolation) equals the evaluation transform ex
     train: to float [0, 1] -> flip -> RAM augmentations (random order) -> resize S x S
            -> pad-and-crop shift -> normalise -> random erasing
 
-Randomness uses torch's global generator, which DataLoader seeds per worker. Parity with RAM's
-imgaug pipeline is statistical, not bitwise (ram.md 13 #10).
+Randomness uses torch's global generator. Training loaders of ``MultiLabelDataModule`` wrap the
+dataset in ``ramlico.data.sampling.SeededSamples``, which seeds it per image from (seed, epoch,
+index), so augmentations do not depend on the loading order, the number of workers or a resume.
+Parity with RAM's imgaug pipeline is statistical, not bitwise (ram.md 13 #10).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
 
@@ -152,6 +153,8 @@ class RamlicoModule(L.LightningModule, ABC):
             "label_names": self.label_names,
             "frozen_prefixes": self.frozen_prefixes(),
         }
+        # Global random states (dropout, random masks): a resumed fit continues the same stream.
+        checkpoint["rng_states"] = get_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         expected = set(self.trainable_state_dict())
@@ -164,3 +167,6 @@ class RamlicoModule(L.LightningModule, ABC):
         unexpected = sorted(set(checkpoint["state_dict"]) - set(self.state_dict()))
         if unexpected:
             raise KeyError(f"checkpoint has tensors this model lacks: {unexpected[:5]}")
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if fitting and "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])

@@ -11,6 +11,7 @@ import torch
 
 from ramlico.data.datamodule import MultiLabelDataModule
 from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN
+from ramlico.data.sampling import ResumableSampler
 
 SMALL = {"n_train": 22, "n_test": 24, "image_size": 16}
 
@@ -79,10 +80,14 @@ def test_train_shuffle_modes(tmp_path: Path):
     order = [r.image.name for r in once_a.train_dataset.records]
     assert order == [r.image.name for r in once_b.train_dataset.records]
     assert order != sorted(order) and sorted(order) == [f"{i:05d}.png" for i in range(22)]
-    assert isinstance(once_a.train_dataloader().sampler, torch.utils.data.SequentialSampler)
+    once_sampler = once_a.train_dataloader().sampler
+    assert isinstance(once_sampler, ResumableSampler) and not once_sampler.shuffle
+    assert once_sampler.order(0) == once_sampler.order(1) == list(range(22))  # fixed order
     epoch = _generated(tmp_path)
     epoch.setup("fit")
-    assert isinstance(epoch.train_dataloader().sampler, torch.utils.data.RandomSampler)
+    sampler = epoch.train_dataloader().sampler
+    assert isinstance(sampler, ResumableSampler) and sampler.shuffle
+    assert sampler.order(0) != sampler.order(1)  # reshuffled every epoch
 
 
 def test_exclude_unseen_from_train(tmp_path: Path):

@@ -23,7 +23,7 @@ from ramlico.cli import train
 EXPERIMENTS = ["clip_adapter_demo"]
 EPOCHS = 2
 BATCH_SIZE = 8  # 40 generated training images (shrink) -> 5 batches per epoch
-SAVE_EVERY = 2  # mid-epoch last.ckpt every 2 optimizer steps
+SAVE_EVERY = 2  # mid-epoch last.ckpt every 2 optimizer steps (global_step; RAM: 2 per batch)
 CRASH_AT = (EPOCHS - 1, 3)  # (epoch, batch_idx) of the crash; last.ckpt then holds batch 2
 
 
@@ -101,15 +101,16 @@ def test_mid_epoch_resume_equals_uninterrupted_run(tmp_path, experiment):
     with pytest.raises(Crash):
         train(_cfg(tmp_path, experiment, "b", crash=True))
     last = tmp_path / "b" / "out" / "checkpoints" / "last.ckpt"
-    steps_done = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    assert steps_done == CRASH_AT[0] * per_epoch + CRASH_AT[1]  # the mid-epoch save before it
-    assert steps_done % per_epoch != 0
+    loops = torch.load(last, map_location="cpu", weights_only=True)["loops"]["fit_loop"]
+    done = loops["epoch_loop.batch_progress"]["total"]["ready"]  # batches (not optimizer steps)
+    assert done == CRASH_AT[0] * per_epoch + CRASH_AT[1]  # the mid-epoch save before the crash
+    assert done % per_epoch != 0
 
     metrics_r, objects_r = train(_cfg(tmp_path, experiment, "r", ckpt=last))
     log_r = _batch_log(objects_r)
     # Exactly the remaining batches, with A's batch indices, images and augmentations.
-    assert len(log_r) == len(log_a) - steps_done
-    assert log_r == log_a[steps_done:]
+    assert len(log_r) == len(log_a) - done
+    assert log_r == log_a[done:]
     assert objects_r["trainer"].global_step == objects_a["trainer"].global_step
 
     weights_a = objects_a["model"].trainable_state_dict()

@@ -70,31 +70,33 @@ def main(argv: list[str] | None = None) -> dict:
     desc, mask = desc.to(dev), mask.to(dev)
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.precision]
     times = {"crop": 0.0, "encoder": 0.0, "ot": 0.0}
+    cpu = dict.fromkeys(times, 0.0)  # process CPU seconds (all threads): robust to a busy host
     done = 0
     with torch.no_grad():
         for _ in range(0, opts.images, opts.batch):
             images = torch.randn(opts.batch, 3, size, size, generator=gen).to(dev)
             _sync(dev)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             boxes = [sample_crops(size, size, opts.crops, index=done + i).to(images)
                      for i in range(opts.batch)]  # fmt: skip
             crops = roi_align(images, boxes, output_size=(size, size), aligned=True)
             _sync(dev)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
                 glob = backbone.embed_image(images)
                 feats = torch.cat([backbone.embed_image(c) for c in crops.split(256)])
             glob = F.normalize(glob.float(), dim=-1)
             feats = F.normalize(feats.float(), dim=-1).reshape(opts.batch, opts.crops, -1)
             _sync(dev)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             lazsl_scores(glob, feats, desc, mask, class_chunk=opts.class_chunk, warn=False)
             _sync(dev)
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), time.process_time()
             if done > 0 or opts.images <= opts.batch:  # the first batch warms up
-                times["crop"] += t1 - t0
-                times["encoder"] += t2 - t1
-                times["ot"] += t3 - t2
+                for name, (w, c) in zip(times, ((t1 - t0, c1 - c0), (t2 - t1, c2 - c1),
+                                                (t3 - t2, c3 - c2)), strict=True):  # fmt: skip
+                    times[name] += w
+                    cpu[name] += c
             done += opts.batch
         timed = done - opts.batch if opts.images > opts.batch else done
         sentences = [f"class {i}, which has feature {i % 7}" for i in range(opts.text_sample)]
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
         "images_per_s": timed / total,
         "seconds_per_image": {k: v / timed for k, v in times.items()},
         "share": {k: v / total for k, v in times.items()},
+        "cpu_seconds_per_image": {k: v / timed for k, v in cpu.items()},
+        "load_average_1min": os.getloadavg()[0],
         "text_seconds_per_sentence": text_per_sentence,
         "text_seconds_imagenet_5800_sentences": 5800 * text_per_sentence,
         "imagenet_val_hours": 50_000 * total / timed / 3600,

@@ -95,6 +95,7 @@ class LaZSL(RamlicoModule):
         method: ``lazsl`` or a baseline ``clip``, ``dclip``, ``waffle``, ``cupl`` (:data:`METHODS`).
         templates: ``clip``'s prompt templates (one ``{}``); several = CLIP-E (averaged).
         cupl_file: ``cupl``'s ``{class: [sentence, ...]}`` JSON (CuPL release format).
+        cupl_plus_templates: ``cupl`` also averages in ``templates`` (CuPL + CLIP-E, spec 10.4).
         waffle_count: WaffleCLIP pairs (15 -> 30 random descriptors shared by all classes).
         waffle_seed: WaffleCLIP seed (the paper reports mean +- std over seeds 0..6).
         waffle_word_list: one word per line (WaffleCLIP's list); ``None`` = the words of the
@@ -125,6 +126,7 @@ class LaZSL(RamlicoModule):
         method: str = "lazsl",
         templates: Sequence[str] = ("a photo of a {}.",),
         cupl_file: str | None = None,
+        cupl_plus_templates: bool = False,
         waffle_count: int = 15,
         waffle_seed: int = 0,
         waffle_word_list: str | None = None,
@@ -218,6 +220,7 @@ class LaZSL(RamlicoModule):
                 self.panels.append((index, panel))
             self.explanations.append({
                 "image_index": index,
+                "panel": f"lazsl_explanations/{index:05d}.png" if hp.explain_png else None,
                 "predicted": names[k],
                 "score": float(ex.score),
                 "descriptors": [
@@ -269,7 +272,10 @@ class LaZSL(RamlicoModule):
         if hp.method == "clip":
             return [[t.format(n.replace("_", " ")) for t in hp.templates] for n in names]
         if hp.method == "cupl":
-            return cupl_sentences(hp.cupl_file, names)
+            extra = list(hp.templates) if hp.cupl_plus_templates else []
+            sentences = cupl_sentences(hp.cupl_file, names)
+            return [s + [t.format(n.replace("_", " ")) for t in extra]
+                    for s, n in zip(sentences, names, strict=True)]  # fmt: skip
         if hp.method == "waffle":
             return waffle_texts(names, self.descriptors, count=hp.waffle_count,
                                 seed=hp.waffle_seed, words=self.words)  # fmt: skip

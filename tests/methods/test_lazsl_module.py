@@ -86,6 +86,11 @@ def test_cupl_classifier_is_the_normalised_mean_of_sentence_embeddings(tiny_clip
     torch.testing.assert_close(scores, glob @ classifier.T, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="cupl_file"):
         LaZSL(tiny_clip, "generated_shapes", method="cupl")
+    plus = _baseline(tiny_clip, "cupl", cupl_file=str(path), cupl_plus_templates=True,
+                     templates=["a photo of a {}."])  # fmt: skip
+    assert plus.baseline_sentences("test")[1] == [
+        "A blue star has five points.", "a photo of a blue star."
+    ]  # fmt: skip
 
 
 def test_waffle_scores_are_mean_cosines_over_30_seeded_random_sentences(tiny_clip, images):

@@ -143,3 +143,21 @@ def test_bad_options_name_the_key():
     clf = LICOClassifier(TimmBackbone("test_resnet"), 3)
     with pytest.raises(ValueError, match="has 3 classes"):
         clf.set_num_classes(4)
+
+
+def test_vit_maps_are_channels_over_all_tokens_and_gradcam_uses_the_patch_grid(tiny_clip):
+    from ramlico.explain import SaliencyExplainer
+
+    torch.manual_seed(0)
+    vit = TimmBackbone("test_vit", img_size=32)
+    module = LICOModule(
+        vit, torch.optim.SGD, text_encoder=lambda: tiny_clip, lico=dict(n_ctx=2), image_size=32
+    )
+    module.build(NAMES)
+    x = torch.randn(2, 3, 32, 32)
+    maps, pooled = module.classifier.features(x)
+    dim = module.classifier.encoder.num_features
+    assert maps.shape == (2, dim, 1 + 4) and pooled.shape == (2, dim)  # cls + 2 x 2 patches
+    assert module.lico_train["mapping"].out_dim == 5  # d' = number of tokens (spec 3.8)
+    cams = SaliencyExplainer(module.export().eval(), "gradcam")(x)
+    assert cams.shape == (2, 32, 32) and 0.0 <= cams.min() and cams.max() <= 1.0

@@ -33,6 +33,7 @@ from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
 from ramlico.utils import get_logger
+from ramlico.utils.optim import CombinedOptimizer
 from ramlico.utils.schedule import warmup_cosine_lr
 
 __all__ = ["RAM", "RAMOutput"]
@@ -120,7 +121,6 @@ class RAM(RamlicoModule):
         }
         self.template = template
         self.mmc_per_sample = mmc_per_sample
-        self.automatic_optimization = False
         self._tokens: dict[tuple[str, ...], Tensor] = {}
         self._teacher_text: dict[tuple[str, ...], Tensor] = {}
         self._eval_text: dict[tuple[str, ...], Tensor] = {}
@@ -221,13 +221,6 @@ class RAM(RamlicoModule):
                 f"RAM: non-finite loss at step {self.global_step} (global {loss_glb.item()}, "
                 f"local {loss_loc.item()}); lower the learning rates or check the temperatures"
             )
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        for opt in optimizers:
-            opt.zero_grad()
-        self.manual_backward(loss)
-        for opt in optimizers:
-            opt.step()
         bs = images.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/loss_glb", loss_glb, batch_size=bs)
@@ -236,25 +229,22 @@ class RAM(RamlicoModule):
         self.log("train/tau_glb", self.tau_glb.detach(), batch_size=bs)
         if targets.sum() == 0:
             self.log("train/no_positive_batches", 1.0, reduce_fx="sum", batch_size=bs)
-        return loss.detach()
+        return loss
 
     def on_train_epoch_start(self) -> None:
         self._eval_text.clear()
         epoch = self.current_epoch + 1  # the reference steps its schedule at epoch start, t = 1..
         o = self.optim
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = warmup_cosine_lr(
-                    epoch,
-                    group["base_lr"],
-                    warmup_epochs=o["warmup_epochs"],
-                    warmup_lr=o["warmup_lr"],
-                    min_lr=o["min_lr"],
-                    max_epochs=o["schedule_epochs"],
-                )
-                self.log(f"lr/{group['name']}", group["lr"])
+        for group in self.optimizers().param_groups:
+            group["lr"] = warmup_cosine_lr(
+                epoch,
+                group["base_lr"],
+                warmup_epochs=o["warmup_epochs"],
+                warmup_lr=o["warmup_lr"],
+                min_lr=o["min_lr"],
+                max_epochs=o["schedule_epochs"],
+            )
+            self.log(f"lr/{group['name']}", group["lr"])
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by optimiser group: adapters, temperatures, prompts."""
@@ -265,7 +255,8 @@ class RAM(RamlicoModule):
             "prompts": [p for p in prompts if p.requires_grad],
         }
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self) -> CombinedOptimizer:
+        """AdamW (adapters, temperatures) + SGD with momentum (prompts), stepped as one."""
         o = self.optim
         groups = self.param_groups()
         adamw_groups = [
@@ -285,7 +276,7 @@ class RAM(RamlicoModule):
         adamw_groups = [g for g in adamw_groups if g["params"]]
         optimizers: list[torch.optim.Optimizer] = [
             torch.optim.AdamW(adamw_groups, weight_decay=o["weight_decay"])
-        ]
+        ]  # fmt: skip
         if groups["prompts"]:
             optimizers.append(
                 torch.optim.SGD(
@@ -301,4 +292,4 @@ class RAM(RamlicoModule):
                     weight_decay=o["weight_decay"],
                 )
             )
-        return optimizers
+        return CombinedOptimizer(optimizers)

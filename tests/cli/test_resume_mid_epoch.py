@@ -20,10 +20,10 @@ from omegaconf import open_dict
 
 from ramlico.cli import train
 
-EXPERIMENTS = ["clip_adapter_demo"]
+EXPERIMENTS = ["clip_adapter_demo", "ram_demo"]
 EPOCHS = 2
 BATCH_SIZE = 8  # 40 generated training images (shrink) -> 5 batches per epoch
-SAVE_EVERY = 2  # mid-epoch last.ckpt every 2 optimizer steps (global_step; RAM: 2 per batch)
+SAVE_EVERY = 2  # mid-epoch last.ckpt every 2 optimizer steps (one per batch)
 CRASH_AT = (EPOCHS - 1, 3)  # (epoch, batch_idx) of the crash; last.ckpt then holds batch 2
 
 

@@ -1,0 +1,135 @@
+"""The RAM LightningModule: outputs, gradient flow, optimiser groups, schedule, lean state."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ramlico.backbones import CLIPBackbone
+from ramlico.losses import mmc_loss
+from ramlico.methods import RAM
+from ramlico.utils.schedule import warmup_cosine_lr
+
+NAMES = ["red circle", "blue square", "green star", "yellow cross"]
+
+
+def _ram(backbone: CLIPBackbone, **kw) -> RAM:
+    torch.manual_seed(0)
+    args = dict(saa_layers=[0, 1], tss_layers=[1], visual_prompt_layers=[1], text_prompt_layers=[1])
+    args.update(kw)
+    return RAM(backbone, **args)
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 0]])
+    return torch.randn(2, 3, 64, 64, generator=g), y
+
+
+def test_forward_shapes_and_inference_fusion(tiny_clip, batch):
+    model = _ram(tiny_clip).eval()
+    with torch.no_grad():
+        out = model(batch[0], NAMES)
+    assert out["s_glb"].shape == out["s_loc"].shape == (2, 4)
+    assert out["similarity"].shape == out["plan"].shape == (2, 16, 4)
+    fused = 0.5 * (out["s_glb"].softmax(-1) + out["s_loc"].softmax(-1))
+    torch.testing.assert_close(out["scores"], fused)
+    torch.testing.assert_close(out["scores"].sum(-1), torch.ones(2))
+    # local logits = plan-weighted similarity / tau_loc; plan columns carry 1 / C
+    torch.testing.assert_close(out["s_loc"], (out["plan"] * out["similarity"]).sum(1) / 2e-3)
+    torch.testing.assert_close(out["plan"].sum(1), torch.full((2, 4), 0.25), rtol=0, atol=1e-6)
+    assert out["teacher_plan"] is None
+
+
+def test_only_side_network_prompts_and_temperatures_get_gradients(tiny_clip, batch):
+    model = _ram(tiny_clip).train()
+    out = model(batch[0], NAMES, targets=batch[1])
+    assert out["teacher_plan"] is not None
+    (mmc_loss(out["s_glb"], batch[1]) + mmc_loss(out["s_loc"], batch[1])).backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    got = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert got == trainable
+    assert all(n.startswith(("ladder.", "text_prompts.", "tau_")) for n in trainable)
+    assert all(not n.startswith("backbone.") for n in got)
+    groups = model.param_groups()
+    n_group = sum(p.numel() for g in groups.values() for p in g)
+    assert n_group == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_optimiser_step_leaves_frozen_weights_unchanged(tiny_clip, batch):
+    model = _ram(tiny_clip).train()
+    frozen = {n: p.detach().clone() for n, p in model.backbone.named_parameters()}
+    combined = model.configure_optimizers()
+    adamw, sgd = combined.optimizers
+    assert [g["name"] for g in combined.param_groups] == ["adapters", "temperatures", "prompts"]
+    assert [g["name"] for g in adamw.param_groups] == ["adapters", "temperatures"]
+    assert [g["name"] for g in sgd.param_groups] == ["prompts"]
+    assert sgd.defaults["momentum"] == 0.9
+    prompts = model.text_prompts.prompts["1"].detach().clone()
+    out = model(batch[0], NAMES, targets=batch[1])
+    (mmc_loss(out["s_glb"], batch[1]) + mmc_loss(out["s_loc"], batch[1])).backward()
+    combined.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.backbone.named_parameters())
+    assert not torch.equal(model.text_prompts.prompts["1"], prompts)
+
+
+def test_schedule_matches_the_reference_table():
+    table = {
+        5e-6: [2.000e-6, 3.500e-6, 4.970e-6, 4.946e-6, 4.917e-6, 4.880e-6],
+        5e-5: [1.700e-5, 3.350e-5, 4.969e-5, 4.945e-5, 4.915e-5, 4.878e-5],
+        1e-3: [3.337e-4, 6.668e-4, 9.938e-4, 9.891e-4, 9.830e-4, 9.755e-4],
+    }
+    for base, lrs in table.items():
+        got = [warmup_cosine_lr(e, base) for e in range(1, 7)]
+        assert got == pytest.approx(lrs, rel=1e-3)
+
+
+def test_twenty_steps_give_a_finite_decreasing_loss(tiny_clip, batch):
+    model = _ram(tiny_clip, template="{}", tau_loc=0.01).train()
+    opt = model.configure_optimizers()
+    for group in opt.param_groups[:2]:
+        group["lr"] = 1e-2
+    images, y = batch
+    losses = []
+    for _ in range(20):
+        out = model(images, NAMES, targets=y)
+        loss = mmc_loss(out["s_glb"], y) + mmc_loss(out["s_loc"], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1
+
+
+def test_prompt_length_zero_gives_frozen_clip_label_features(tiny_clip):
+    model = _ram(tiny_clip, text_prompt_len=0, visual_prompt_len=0)
+    tokens = tiny_clip.tokenize([f"A photo of a {n}." for n in NAMES])
+    torch.testing.assert_close(model.label_features(NAMES), tiny_clip.model.encode_text(tokens))
+    assert len(model.text_prompts.prompts) == 0 and len(model.ladder.visual_prompts) == 0
+
+
+def test_trainable_state_holds_no_frozen_weight(tiny_clip):
+    model = _ram(tiny_clip)
+    state = model.trainable_state_dict()
+    assert state and not any(k.startswith("backbone.") for k in state)
+    params = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert params <= set(state)
+    # BatchNorm running statistics of the TSS adapters are kept (needed at inference)
+    assert any(k.endswith("running_mean") for k in state)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dataset", "text_layers", "expected"),
+    [
+        ("coco", [9, 10, 11], 13_016_174),
+        ("nus", [6, 7, 8, 9, 10, 11], 13_022_318),
+    ],
+)
+def test_vit_b16_trainable_parameter_count(dataset, text_layers, expected):
+    backbone = CLIPBackbone("ViT-B-16-quickgelu", pretrained=None)
+    model = RAM(backbone, text_prompt_layers=text_layers)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert sum(p.numel() for p in model.ladder.tss.parameters()) == 12_991_596

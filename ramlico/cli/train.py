@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 from rich.console import Console
 
+from ramlico.cli.checkpoint import load_trainable_weights
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
 from ramlico.utils import get_logger
@@ -45,6 +46,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     log.info("building model <%s>", cfg.model._target_)
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
     model.run_config = resolved_config(cfg)
+    if cfg.get("init_ckpt"):
+        missing = load_trainable_weights(model, cfg.init_ckpt)
+        log.info("initialised from %s (kept fresh: %s)", cfg.init_ckpt, missing or "none")
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

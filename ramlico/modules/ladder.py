@@ -129,6 +129,13 @@ class LadderLocalAdapter(nn.Module):
     def embed(visual: nn.Module, images: Tensor) -> Tensor:
         """Patch embedding, class token, positions, ln_pre: ``(B, 3, H, W)`` -> ``(B, 1+N, W)``."""
         _check_visual(visual)
+        size = getattr(visual, "image_size", None)
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        if size[0] is not None and tuple(images.shape[-2:]) != size:
+            raise ValueError(
+                f"images are {tuple(images.shape[-2:])} px but the CLIP tower expects {size} "
+                f"(positional embeddings); set data.image_size={size[0]}"
+            )
         x = visual.conv1(images.to(visual.conv1.weight.dtype))
         x = x.flatten(2).transpose(1, 2)
         cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)

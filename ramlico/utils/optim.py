@@ -7,8 +7,8 @@ parameter sets with two algorithms; :class:`CombinedOptimizer` presents them as 
 * ``param_groups`` is the concatenation of the inner optimisers' groups (the *same* dicts, so
   changing ``group["lr"]`` on the wrapper changes the inner optimiser);
 * ``step`` evaluates the closure once, then steps every inner optimiser;
-* ``state`` is a read/write view routing each parameter to its owner's state; ``state_dict`` nests the inner state
-  dicts (plain tensors and numbers, loadable with ``torch.load(weights_only=True)``).
+* ``state`` is a read/write view routing each parameter to its owner's state;
+* ``state_dict`` nests the inner state dicts (tensors and numbers: ``weights_only`` loads).
 """
 
 from __future__ import annotations

@@ -208,6 +208,12 @@ class RAM(RamlicoModule):
         with torch.no_grad():
             return self(images, names, text=text)["scores"]
 
+    def on_validation_start(self) -> None:
+        self._eval_text.clear()  # prompts may have changed (training) or been loaded (checkpoint)
+
+    def on_test_start(self) -> None:
+        self._eval_text.clear()
+
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, targets = batch[0], batch[1]

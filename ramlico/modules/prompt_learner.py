@@ -144,6 +144,9 @@ class LICOPromptLearner(nn.Module):
         self.n_variants = n_ctx if n_variants is None else n_variants
         self.feature_mode = feature_mode
         ids = clip.tokenize([" ".join(["X"] * n_ctx) + f" {n}." for n in self.class_names])
+        x_id = clip.tokenize(["X"])[0, 1]
+        if not bool((ids[:, 1 : 1 + n_ctx] == x_id).all()):
+            raise ValueError("the tokenizer did not give one token per context 'X'; use a CLIP BPE")
         eot = ids.argmax(-1)
         if int(eot.max()) + 1 >= ids.shape[1] and ids[:, -1].ne(0).any():
             raise ValueError(

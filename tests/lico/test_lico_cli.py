@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
@@ -56,6 +57,14 @@ def test_lico_and_baseline_train_and_test(runs):
     assert 0.0 < lico["train/ot"] <= 4.0 and lico["train/tau"] > 0
     n = [sum(p.numel() for p in o["model"].export().parameters()) for o in (lobj, bobj)]
     assert n[0] == n[1]
+    # the frozen text tower is bit-identical to a fresh build after training
+    from ramlico.backbones import CLIPBackbone
+
+    fresh = CLIPBackbone("ramlico-tiny-ViT", pretrained=None, init_seed=0).model
+    tower = lobj["model"].lico_train["prompts"].text
+    for name, value in tower.named_parameters():
+        ref = fresh.get_parameter(name) if "." in name else getattr(fresh, name)
+        assert torch.equal(value.detach().cpu(), ref.detach()), name
 
 
 def test_checkpoints_hold_training_only_tensors_only_for_lico(runs):
@@ -80,3 +89,30 @@ def test_evaluate_with_saliency_never_builds_the_text_side(runs):
     assert 0.0 <= dele <= 100.0 and 0.0 <= ins <= 100.0
     pngs = sorted((tmp / "eval" / "out" / "saliency" / "gradcam").glob("*.png"))
     assert [p.name for p in pngs] == ["0000.png", "0001.png"]
+
+
+@pytest.mark.parametrize(
+    "name", ["lico_demo", "lico_cifar100_wrn", "lico_imagenet_r50", "lico_cub_r50_fewshot"]
+)
+def test_experiments_name_real_models_and_the_demo_stays_offline(name, tmp_path):
+    import open_clip
+    import timm
+
+    import ramlico.methods.lico  # noqa: F401  (registers the CIFAR WRN in timm)
+
+    cfg = demo_cfg("train", tmp_path, []) if name == "lico_demo" else None
+    if cfg is None:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+            cfg = compose(config_name="train", overrides=[f"experiment={name}"])
+    assert cfg.model._target_ == "ramlico.methods.LICOModule"
+    assert timm.is_model(cfg.model.encoder.model_name)
+    assert cfg.model.lico.alpha == 10.0 and cfg.model.lico.beta == 1.0
+    text = cfg.model.text_encoder
+    if name == "lico_demo":
+        assert text.model_name == "ramlico-tiny-ViT" and text.pretrained is None
+        assert cfg.data.source == "generated" and cfg.model.encoder.pretrained is False
+    else:
+        assert text.model_name == "ViT-B-32" and text.pretrained == "openai"
+        assert "openai" in open_clip.list_pretrained_tags_by_model("ViT-B-32")
+        assert cfg.model.lico.n_ctx == 12

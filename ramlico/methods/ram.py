@@ -161,33 +161,33 @@ class RAM(RamlicoModule):
 
         Returns:
             :class:`RAMOutput` with ``s_glb``, ``s_loc`` ``(B, C)``, ``similarity`` and ``plan``
-            ``(B, N, C)``, ``scores`` ``(B, C)`` (inference fusion) and ``n_regions``.
+            ``(B, N, C)``, ``scores`` ``(B, C)`` (inference fusion), ``teacher_plan``; all fp32.
         """
         t = self.label_features(names) if text is None else text
         use_teacher = targets is not None and self.use_teacher and self.kcot.beta > 0
         out: LadderOutput = self.ladder(
             self.backbone.model.visual, images, t, with_teacher=use_teacher
         )
-        t_hat = F.normalize(t.float(), dim=-1)
-        g_hat = F.normalize(out.global_embed.float(), dim=-1)
-        z_hat = F.normalize(out.regions.float(), dim=-1)
-        s_glb = g_hat @ t_hat.t() / self.tau_glb
-        sim = torch.einsum("bnd,cd->bnc", z_hat, t_hat)
-        prior = None
-        if use_teacher:
-            with torch.no_grad():
-                zt = F.normalize(out.teacher_regions.float(), dim=-1)
-                st = torch.einsum("bnd,cd->bnc", zt, self.teacher_label_features(names))
-                prior = teacher_plan(
-                    st,
-                    targets,
-                    scale=self.kcot.scale,
-                    sharpen=self.kcot.sharpen,
-                    fill=self.kcot.fill,
-                )
-        plan = kcot_plan(sim, self.kcot, prior)
-        s_loc = (plan * sim).sum(dim=1) / self.tau_loc
-        scores = 0.5 * (torch.softmax(s_glb, dim=-1) + torch.softmax(s_loc, dim=-1))
+        # Similarities, logits and KCOT in fp32 even under bf16/fp16 autocast: a bf16 cosine is off
+        # by ~4e-3, i.e. by ~0.4 in the cost's softmax(100 S) logits.
+        with torch.autocast(images.device.type, enabled=False):
+            t_hat = F.normalize(t.float(), dim=-1)
+            g_hat = F.normalize(out.global_embed.float(), dim=-1)
+            z_hat = F.normalize(out.regions.float(), dim=-1)
+            s_glb = g_hat @ t_hat.t() / self.tau_glb
+            sim = torch.einsum("bnd,cd->bnc", z_hat, t_hat)
+            prior = None
+            if use_teacher:
+                with torch.no_grad():
+                    zt = F.normalize(out.teacher_regions.float(), dim=-1)
+                    st = torch.einsum("bnd,cd->bnc", zt, self.teacher_label_features(names))
+                    prior = teacher_plan(
+                        st, targets, scale=self.kcot.scale, sharpen=self.kcot.sharpen,
+                        fill=self.kcot.fill,
+                    )  # fmt: skip
+            plan = kcot_plan(sim, self.kcot, prior)
+            s_loc = (plan * sim).sum(dim=1) / self.tau_loc
+            scores = 0.5 * (torch.softmax(s_glb, dim=-1) + torch.softmax(s_loc, dim=-1))
         return RAMOutput(
             s_glb=s_glb,
             s_loc=s_loc,

@@ -133,3 +133,13 @@ def test_vit_b16_trainable_parameter_count(dataset, text_layers, expected):
     model = RAM(backbone, text_prompt_layers=text_layers)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
     assert sum(p.numel() for p in model.ladder.tss.parameters()) == 12_991_596
+
+
+def test_logits_and_plan_are_fp32_under_bf16_autocast(tiny_clip, batch):
+    model = _ram(tiny_clip).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch[0], NAMES, targets=batch[1])
+    for key in ("s_glb", "s_loc", "similarity", "plan", "teacher_plan"):
+        assert out[key].dtype == torch.float32, key
+    assert torch.isfinite(out["s_loc"]).all()
+    torch.testing.assert_close(out["plan"].sum(1), torch.full((2, 4), 0.25), rtol=0, atol=1e-6)

@@ -75,5 +75,11 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if (cfg.get("eval") or {}).get("saliency"):
         metrics.update(_saliency(cfg, model, datamodule))
     if trainer.is_global_zero:
-        Console().print(results_table(metrics, f"{cls.__name__} ({cfg.get('task_name', 'eval')})"))
+        name = cls.__name__
+        method = getattr(getattr(model, "hparams", None), "method", None)
+        if isinstance(method, str) and method.lower() != name.lower():
+            name += f" [{method}]"  # e.g. LaZSL's baselines: "LaZSL [cupl]"
+        dataset = cfg.data.get("dataset") or cfg.data.get("source")
+        where = f" on {dataset}" if dataset else ""
+        Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))
     return metrics, dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)

@@ -78,7 +78,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         name = cls.__name__
         method = getattr(getattr(model, "hparams", None), "method", None)
         if isinstance(method, str) and method.lower() != name.lower():
-            name += f" [{method}]"  # e.g. LaZSL's baselines: "LaZSL [cupl]"
+            name += f" - {method}"  # e.g. a LaZSL baseline: "LaZSL - cupl"
         dataset = cfg.data.get("dataset") or cfg.data.get("source")
         where = f" on {dataset}" if dataset else ""
         Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))

@@ -30,6 +30,7 @@ from ramlico.backbones import CLIPBackbone
 from ramlico.losses import mmc_loss
 from ramlico.methods.base import RamlicoModule
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
+from ramlico.modules.ema import EMAShadow
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
 from ramlico.utils import get_logger
@@ -37,6 +38,11 @@ from ramlico.utils.optim import CombinedOptimizer
 from ramlico.utils.schedule import warmup_cosine_lr
 
 __all__ = ["RAM", "RAMOutput"]
+
+
+def unknown_keys(options: dict[str, Any], allowed: set[str]) -> list[str]:
+    return sorted(set(options) - allowed)
+
 
 log = get_logger(__name__)
 Tensor = torch.Tensor
@@ -60,6 +66,11 @@ class RAM(RamlicoModule):
         optim: ``adapter_lr``, ``temperature_lr``, ``prompt_lr``, ``momentum``, ``weight_decay``,
             ``warmup_epochs``, ``warmup_lr``, ``min_lr``, ``schedule_epochs``.
         mmc_per_sample: the "MMC w/o batch" ablation.
+        ema: ``None`` (off) or ``{"decay": 0.9997, "evaluate": True, "reset_each_epoch": False}``:
+            an EMA of the trainable tensors (and TSS BatchNorm statistics), updated after every
+            step; ``evaluate`` runs validation/test with the averaged weights (``False`` = the
+            raw weights; the averages still travel in the checkpoint); ``reset_each_epoch``
+            restarts it from the live weights every epoch (the reference's behaviour).
         ks: ``k`` of P/R/F1@k.
     """
 
@@ -79,6 +90,7 @@ class RAM(RamlicoModule):
         kcot: dict[str, Any] | None = None,
         optim: dict[str, Any] | None = None,
         mmc_per_sample: bool = False,
+        ema: dict[str, Any] | None = None,
         ks: Sequence[int] = (3, 5),
     ) -> None:
         super().__init__(ks=ks)
@@ -124,6 +136,14 @@ class RAM(RamlicoModule):
         self._tokens: dict[tuple[str, ...], Tensor] = {}
         self._teacher_text: dict[tuple[str, ...], Tensor] = {}
         self._eval_text: dict[tuple[str, ...], Tensor] = {}
+        ema = dict(ema or {})
+        self.ema_evaluate = bool(ema.pop("evaluate", True))
+        self.ema_reset_each_epoch = bool(ema.pop("reset_each_epoch", False))
+        if unknown_keys(ema, {"decay"}):
+            raise ValueError(f"model.ema: unknown keys {unknown_keys(ema, {'decay'})}")
+        # built last: it snapshots every trainable tensor defined above
+        self.ema = EMAShadow(self, float(ema["decay"])) if ema.get("decay") is not None else None
+        self._ema_swap = None
 
     # ------------------------------------------------------------------ text side
     def _label_tokens(self, names: Sequence[str]) -> Tensor:
@@ -208,11 +228,33 @@ class RAM(RamlicoModule):
         with torch.no_grad():
             return self(images, names, text=text)["scores"]
 
-    def on_validation_start(self) -> None:
+    def _enter_eval(self) -> None:
         self._eval_text.clear()  # prompts may have changed (training) or been loaded (checkpoint)
+        if self.ema is not None and self.ema_evaluate and self._ema_swap is None:
+            self._ema_swap = self.ema.swapped(self)
+            self._ema_swap.__enter__()
+
+    def _leave_eval(self) -> None:
+        if self._ema_swap is not None:
+            self._ema_swap.__exit__(None, None, None)
+            self._ema_swap = None
+        self._eval_text.clear()
+
+    def on_validation_start(self) -> None:
+        self._enter_eval()
+
+    def on_validation_end(self) -> None:
+        self._leave_eval()
 
     def on_test_start(self) -> None:
-        self._eval_text.clear()
+        self._enter_eval()
+
+    def on_test_end(self) -> None:
+        self._leave_eval()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self)
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -239,6 +281,8 @@ class RAM(RamlicoModule):
 
     def on_train_epoch_start(self) -> None:
         self._eval_text.clear()
+        if self.ema is not None and self.ema_reset_each_epoch:
+            self.ema.reset(self)
         epoch = self.current_epoch + 1  # the reference steps its schedule at epoch start, t = 1..
         o = self.optim
         for group in self.optimizers().param_groups:

@@ -98,3 +98,22 @@ def test_bad_layer_and_combine_values_are_named(tiny_clip):
         LadderLocalAdapter(64, 32, 2, saa_layers=[0], tss_layers=[5])
     with pytest.raises(ValueError, match="lla_combine"):
         LadderLocalAdapter(64, 32, 2, saa_layers=[0], combine="avg")
+
+
+def test_frozen_prefix_builds_no_graph_and_adapted_blocks_do(tiny_clip, ladder, text, images):
+    blocks = tiny_clip.model.visual.transformer.resblocks
+    grad_on: dict[int, list[bool]] = {0: [], 1: []}
+    handles = [
+        blocks[i].ln_1.register_forward_pre_hook(  # the ladder runs the block's parts itself
+            lambda m, a, i=i: grad_on[i].append(torch.is_grad_enabled())
+        )
+        for i in (0, 1)
+    ]
+    try:
+        out = ladder(tiny_clip.model.visual, images, text, with_teacher=True)
+    finally:
+        for h in handles:
+            h.remove()
+    assert grad_on[0] == [False]  # block 0: before the first adapted block, run once, no graph
+    assert grad_on[1] == [False, True]  # block 1: teacher pass (no graph), then the student
+    assert out.regions.requires_grad and not out.teacher_regions.requires_grad

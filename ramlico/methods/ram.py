@@ -41,6 +41,7 @@ __all__ = ["RAM", "RAMOutput"]
 
 
 def unknown_keys(options: dict[str, Any], allowed: set[str]) -> list[str]:
+    """Keys of ``options`` outside ``allowed`` (sorted), for error messages."""
     return sorted(set(options) - allowed)
 
 
@@ -118,6 +119,12 @@ class RAM(RamlicoModule):
         self.tau_glb = nn.Parameter(torch.tensor(float(tau_glb)))
         kcot = dict(kcot or {})
         self.use_teacher = bool(kcot.pop("teacher", True))
+        kcot_fields = set(KCOTConfig.__dataclass_fields__)
+        if unknown_keys(kcot, kcot_fields):
+            raise ValueError(
+                f"model.kcot: unknown keys {unknown_keys(kcot, kcot_fields)}; "
+                f"allowed: {sorted(kcot_fields | {'teacher'})}"
+            )
         self.kcot = KCOTConfig(**kcot)
         self.optim = {
             "adapter_lr": 5e-6,
@@ -129,8 +136,13 @@ class RAM(RamlicoModule):
             "warmup_lr": 5e-7,
             "min_lr": 1e-7,
             "schedule_epochs": 60,
-            **(optim or {}),
         }
+        if unknown_keys(optim or {}, set(self.optim)):
+            raise ValueError(
+                f"model.optim: unknown keys {unknown_keys(optim or {}, set(self.optim))}; "
+                f"allowed: {sorted(self.optim)}"
+            )
+        self.optim.update(optim or {})
         self.template = template
         self.mmc_per_sample = mmc_per_sample
         self._tokens: dict[tuple[str, ...], Tensor] = {}

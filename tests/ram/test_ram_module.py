@@ -143,3 +143,13 @@ def test_logits_and_plan_are_fp32_under_bf16_autocast(tiny_clip, batch):
         assert out[key].dtype == torch.float32, key
     assert torch.isfinite(out["s_loc"]).all()
     torch.testing.assert_close(out["plan"].sum(1), torch.full((2, 4), 0.25), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"optim": {"adpter_lr": 1e-3}}, "model.optim: unknown keys \\['adpter_lr'\\]"),
+    ({"kcot": {"epsilon": 0.1}}, "model.kcot: unknown keys \\['epsilon'\\]"),
+    ({"lla_combine": "avg"}, "lla_combine"),
+])  # fmt: skip
+def test_misspelt_options_are_named(tiny_clip, kw, match):
+    with pytest.raises(ValueError, match=match):
+        _ram(tiny_clip, **kw)

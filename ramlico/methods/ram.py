@@ -29,6 +29,7 @@ from torch import nn
 from ramlico.backbones import CLIPBackbone
 from ramlico.losses import mmc_loss
 from ramlico.methods.base import RamlicoModule
+from ramlico.modules import TextClassifierCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.ema import EMAShadow
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
@@ -146,7 +147,7 @@ class RAM(RamlicoModule):
         self.template = template
         self.mmc_per_sample = mmc_per_sample
         self._tokens: dict[tuple[str, ...], Tensor] = {}
-        self._teacher_text: dict[tuple[str, ...], Tensor] = {}
+        self.teacher_text = TextClassifierCache(backbone, (template,))
         self._eval_text: dict[tuple[str, ...], Tensor] = {}
         ema = dict(ema or {})
         self.ema_evaluate = bool(ema.pop("evaluate", True))
@@ -168,16 +169,9 @@ class RAM(RamlicoModule):
         """``(C, D)`` un-normalised label features of the prompted text tower (with gradient)."""
         return self.text_prompts(self.backbone.model, self._label_tokens(names))
 
-    @torch.no_grad()
     def teacher_label_features(self, names: Sequence[str]) -> Tensor:
-        """``(C, D)`` unit features of the frozen, prompt-free text tower (cached)."""
-        key = tuple(names)
-        cached = self._teacher_text.get(key)
-        if cached is None or cached.device != self.device:
-            feats = self.backbone.encode_text(self._label_tokens(names))
-            cached = F.normalize(feats.float(), dim=-1)
-            self._teacher_text[key] = cached
-        return cached
+        """``(C, D)`` unit features of the frozen, prompt-free text tower (cached per label set)."""
+        return self.teacher_text.get(names, self.device).t().float()
 
     # ------------------------------------------------------------------ forward
     def forward(

@@ -153,3 +153,10 @@ def test_logits_and_plan_are_fp32_under_bf16_autocast(tiny_clip, batch):
 def test_misspelt_options_are_named(tiny_clip, kw, match):
     with pytest.raises(ValueError, match=match):
         _ram(tiny_clip, **kw)
+
+
+def test_teacher_label_features_are_the_unit_frozen_prompt_embeddings(tiny_clip):
+    model = _ram(tiny_clip)
+    tokens = tiny_clip.tokenize([f"A photo of a {n}." for n in NAMES])
+    expected = torch.nn.functional.normalize(tiny_clip.model.encode_text(tokens), dim=-1)
+    torch.testing.assert_close(model.teacher_label_features(NAMES), expected)

@@ -25,7 +25,7 @@ from torch import nn
 
 from ramlico.backbones.registry import register_model_configs
 
-__all__ = ["CLIPBackbone", "ImageFeatures"]
+__all__ = ["CLIPBackbone", "ImageFeatures", "project_visual_tokens"]
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -43,6 +43,12 @@ class ImageFeatures:
 
     global_embed: Tensor
     patch_tokens: dict[int, Tensor]
+
+
+def project_visual_tokens(visual: nn.Module, tokens: Tensor) -> Tensor:
+    """Map ``(..., width)`` vision-tower tokens to the joint space: ``ln_post(x) @ proj``."""
+    x = visual.ln_post(tokens)
+    return x @ visual.proj if visual.proj is not None else x
 
 
 def _offline_hint(model_name: str, pretrained: str) -> str:
@@ -172,9 +178,7 @@ class CLIPBackbone(nn.Module):
 
     def project_tokens(self, tokens: Tensor) -> Tensor:
         """Map ``(B, N, width)`` block outputs to the joint space: ``ln_post(x) @ proj``."""
-        visual = self.model.visual
-        x = visual.ln_post(tokens)
-        return x @ visual.proj if visual.proj is not None else x
+        return project_visual_tokens(self.model.visual, tokens)
 
     def tokenize(self, texts: Sequence[str]) -> Tensor:
         """``(len(texts), context_length)`` token ids with this model's tokenizer."""

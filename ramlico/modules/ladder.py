@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ramlico.backbones.clip import project_visual_tokens
 from ramlico.modules.saa import self_aware_attention
 from ramlico.modules.tss import TextGuidedSpatialSelection
 
@@ -153,8 +154,7 @@ class LadderLocalAdapter(nn.Module):
     @staticmethod
     def project(visual: nn.Module, tokens: Tensor) -> Tensor:
         """``ln_post`` then ``proj``: ``(..., W)`` -> ``(..., D)``."""
-        y = visual.ln_post(tokens)
-        return y @ visual.proj if visual.proj is not None else y
+        return project_visual_tokens(visual, tokens)
 
     # ------------------------------------------------------------------ forward
     def _run(

@@ -22,6 +22,7 @@ noise ``N(0, limited_label_noise_std^2)`` after normalisation (LICO reference co
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from ramlico.data.classification import (
     make_generated_classification,
     read_image_folder,
 )
+from ramlico.data.sampling import ResumableTrainData
 
 __all__ = [
     "DATASET_STATS",
@@ -149,7 +151,7 @@ class _Relabelled(Dataset):
         return image, int(label)
 
 
-class SupervisedClassificationDataModule(LightningDataModule):
+class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule):
     """Train and test splits of a single-label dataset (task ``multiclass``).
 
     Args:
@@ -311,8 +313,11 @@ class SupervisedClassificationDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         hp = self.hparams
-        return DataLoader(
-            self.train_set, batch_size=hp.batch_size, shuffle=True, num_workers=hp.num_workers,
+        # Seeded per-epoch order resumable mid-epoch, per-sample seeded augmentation (sampling.py);
+        # the seed is the run's (seed_everything), so runs with the same seed see the same data.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return self.resumable_loader(
+            self.train_set, hp.batch_size, seed, shuffle=True, num_workers=hp.num_workers,
             drop_last=len(self.train_set) > hp.batch_size,
         )  # fmt: skip
 

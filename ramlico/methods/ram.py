@@ -34,6 +34,7 @@ from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.ema import EMAShadow
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
+from ramlico.modules.text_tower import FrozenCLIPTextTower
 from ramlico.utils import get_logger
 from ramlico.utils.optim import CombinedOptimizer
 from ramlico.utils.schedule import warmup_cosine_lr
@@ -110,6 +111,7 @@ class RAM(RamlicoModule):
             visual_prompt_len=visual_prompt_len,
             combine=lla_combine,
         )
+        self.text_tower = FrozenCLIPTextTower(backbone)  # shares the backbone's text modules
         self.text_prompts = DeepPromptTextEncoder(
             width=model.transformer.width,
             n_blocks=len(model.transformer.resblocks),
@@ -167,7 +169,7 @@ class RAM(RamlicoModule):
 
     def label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` un-normalised label features of the prompted text tower (with gradient)."""
-        return self.text_prompts(self.backbone.model, self._label_tokens(names))
+        return self.text_prompts(self.text_tower, self._label_tokens(names))
 
     def teacher_label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` unit features of the frozen, prompt-free text tower (cached per label set)."""

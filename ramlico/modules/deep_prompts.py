@@ -23,13 +23,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ramlico.modules.text_tower import FrozenCLIPTextTower
+
 __all__ = ["DeepPromptTextEncoder"]
 
 Tensor = torch.Tensor
-
-
-def _causal_mask(length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    return torch.full((length, length), float("-inf"), device=device, dtype=dtype).triu_(1)
 
 
 class DeepPromptTextEncoder(nn.Module):
@@ -69,17 +67,7 @@ class DeepPromptTextEncoder(nn.Module):
         self.first_prompted = min(layers) if layers else n_blocks
         self._prefix_cache: dict[tuple, Tensor] = {}
 
-    @staticmethod
-    def _check(model: nn.Module) -> None:
-        needed = ("token_embedding", "positional_embedding", "transformer", "ln_final")
-        missing = [n for n in needed if not hasattr(model, n)]
-        if missing or getattr(model, "text_pool_type", "argmax") != "argmax":
-            raise TypeError(
-                "deep label prompts need an open_clip CLIP model with a built-in text tower and "
-                f"EOT (argmax) pooling; missing {missing or ['argmax pooling']}"
-            )
-
-    def _prefix(self, model: nn.Module, tokens: Tensor, length: int) -> Tensor:
+    def _prefix(self, tower: FrozenCLIPTextTower, tokens: Tensor, length: int) -> Tensor:
         """Frozen blocks before the first prompted block (no gradient), cached."""
         key = (
             tokens.device,
@@ -92,29 +80,28 @@ class DeepPromptTextEncoder(nn.Module):
         if cached is not None:
             return cached
         with torch.no_grad():
-            cast = model.transformer.get_cast_dtype()
-            x = model.token_embedding(tokens[:, :length]).to(cast)
-            x = x + model.positional_embedding[:length].to(cast)
-            mask = _causal_mask(length, x.device, x.dtype)
+            cast = tower.transformer.get_cast_dtype()
+            x = tower.token_embedding(tokens[:, :length]).to(cast)
+            x = x + tower.positional_embedding[:length].to(cast)
+            mask = tower.causal_mask(length)
             for i in range(self.first_prompted):
-                x = model.transformer.resblocks[i](x, attn_mask=mask)
+                x = tower.transformer.resblocks[i](x, attn_mask=mask)
         if len(self._prefix_cache) > 8:
             self._prefix_cache.clear()
         self._prefix_cache[key] = x
         return x
 
-    def forward(self, model: nn.Module, tokens: Tensor) -> Tensor:
+    def forward(self, tower: FrozenCLIPTextTower, tokens: Tensor) -> Tensor:
         """Label features with prompts.
 
         Args:
-            model: the frozen open_clip ``CLIP`` model (not owned by this module).
+            tower: the frozen text tower (:class:`FrozenCLIPTextTower`; not owned by this module).
             tokens: ``(C, 77)`` token ids of the label prompts.
 
         Returns:
             ``(C, D_embed)`` un-normalised text features (EOT token, ``ln_final``, projection).
         """
-        self._check(model)
-        tokens = tokens.to(model.token_embedding.weight.device)
+        tokens = tokens.to(tower.token_embedding.weight.device)
         eot = tokens.argmax(dim=-1)
         full = tokens.shape[1]
         n = self.prompt_len
@@ -124,8 +111,8 @@ class DeepPromptTextEncoder(nn.Module):
                 f"aside by {n} deep prompts (needs <= {full - n - 1}); shorten the label name"
             )
         length = int(eot.max()) + 1 if self.truncate else full
-        x = self._prefix(model, tokens, length)
-        blocks = model.transformer.resblocks
+        x = self._prefix(tower, tokens, length)
+        blocks = tower.transformer.resblocks
         for i in range(self.first_prompted, self.n_blocks):
             key = str(i)
             if key in self.prompts:
@@ -134,15 +121,11 @@ class DeepPromptTextEncoder(nn.Module):
                 aside = None
                 if not self.truncate:
                     seq, aside = seq[:, :full], seq[:, full:]
-                out = blocks[i](seq, attn_mask=_causal_mask(seq.shape[1], x.device, x.dtype))
+                out = blocks[i](seq, attn_mask=tower.causal_mask(seq.shape[1]))
                 x = torch.cat([out[:, :1], out[:, 1 + n :]], dim=1)
                 if aside is not None:
                     x = torch.cat([x, aside], dim=1)
             else:
-                x = blocks[i](x, attn_mask=_causal_mask(x.shape[1], x.device, x.dtype))
-        x = model.ln_final(x)
-        pooled = x[torch.arange(x.shape[0], device=x.device), eot]
-        proj = model.text_projection
-        if proj is None:
-            return pooled
-        return proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
+                x = blocks[i](x, attn_mask=tower.causal_mask(x.shape[1]))
+        x = tower.ln_final(x)
+        return tower.project(x[torch.arange(x.shape[0], device=x.device), eot])

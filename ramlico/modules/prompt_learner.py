@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ramlico.backbones import CLIPBackbone
+from ramlico.modules.text_tower import FrozenCLIPTextTower
 
 __all__ = ["FrozenCLIPTextTower", "LICOPromptLearner"]
 
@@ -25,69 +26,6 @@ Tensor = torch.Tensor
 VARIANT_INITS = ("roll_r", "identical")
 FEATURE_MODES = ("variant_eot", "all_tokens")
 PROMPT_MODES = ("learnable", "random_frozen")
-
-
-class FrozenCLIPTextTower(nn.Module):
-    """The text side of an open_clip model, frozen: embeddings, transformer, final LN, projection.
-
-    Args:
-        clip: a :class:`CLIPBackbone`; only its text modules are kept (shared, not copied).
-    Raises:
-        ValueError: the model does not pool text at the EOT (argmax) token.
-    """
-
-    frozen = True  # RamlicoModule leaves frozen submodules out of checkpoints
-
-    def __init__(self, clip: CLIPBackbone) -> None:
-        super().__init__()
-        model = clip.model
-        pool = getattr(model, "text_pool_type", "argmax")
-        if pool != "argmax":
-            raise ValueError(
-                f"LICO prompts need EOT (argmax) text pooling; '{clip.model_name}' uses '{pool}'. "
-                "Use an OpenAI-style CLIP text tower such as ViT-B-32."
-            )
-        self.token_embedding = model.token_embedding
-        self.positional_embedding = model.positional_embedding
-        self.transformer = model.transformer
-        self.ln_final = model.ln_final
-        self.text_projection = model.text_projection
-        self.register_buffer("attn_mask", model.attn_mask, persistent=False)
-        self.requires_grad_(False)
-        self.eval()
-
-    @property
-    def width(self) -> int:
-        return int(self.token_embedding.weight.shape[-1])
-
-    @property
-    def embed_dim(self) -> int:
-        proj = self.text_projection
-        return int(proj.out_features if isinstance(proj, nn.Linear) else proj.shape[-1])
-
-    def train(self, mode: bool = True) -> FrozenCLIPTextTower:
-        """Stay in eval mode (the tower is frozen)."""
-        return super().train(False)
-
-    def encode_embeddings(self, x: Tensor) -> Tensor:
-        """Run prompt embeddings through the tower.
-
-        Args:
-            x: ``(S, L, W)`` token embeddings (learnable context included), ``L <= 77``.
-        Returns:
-            ``(S, L, W)`` final-LayerNorm hidden states. With a causal mask, position ``p``
-            only sees positions ``<= p``, so truncating ``L`` after the EOT changes nothing.
-        """
-        length = x.shape[1]
-        x = x + self.positional_embedding[:length].to(x.dtype)
-        mask = self.attn_mask[:length, :length] if self.attn_mask is not None else None
-        x = self.transformer(x, attn_mask=mask)
-        return self.ln_final(x)
-
-    def project(self, h: Tensor) -> Tensor:
-        """``(..., W)`` hidden states -> ``(..., D)`` joint-space text features."""
-        proj = self.text_projection
-        return proj(h) if isinstance(proj, nn.Linear) else h @ proj
 
 
 class LICOPromptLearner(nn.Module):

@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
+from ramlico.modules.text_tower import FrozenCLIPTextTower
 
 NAMES = ["cat", "red square", "tv", "a very long label name with several words"]
+
+
+@pytest.fixture
+def tower(tiny_clip):
+    return FrozenCLIPTextTower(tiny_clip)
 
 
 @pytest.fixture
@@ -32,46 +38,46 @@ def _reference(model, tokens, prompts: dict[int, torch.Tensor]) -> torch.Tensor:
     return x[torch.arange(x.shape[0]), tokens.argmax(-1)] @ model.text_projection
 
 
-def test_length_zero_equals_open_clip_exactly(tiny_clip, tokens):
+def test_length_zero_equals_open_clip_exactly(tiny_clip, tower, tokens):
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=0, truncate=False)
-    assert torch.equal(enc(tiny_clip.model, tokens), tiny_clip.model.encode_text(tokens))
+    assert torch.equal(enc(tower, tokens), tiny_clip.model.encode_text(tokens))
     fast = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=0)
-    torch.testing.assert_close(fast(tiny_clip.model, tokens), tiny_clip.model.encode_text(tokens))
+    torch.testing.assert_close(fast(tower, tokens), tiny_clip.model.encode_text(tokens))
 
 
 @pytest.mark.parametrize("layers", [[1], [0, 1]])
-def test_truncated_and_full_paths_equal_the_reference_layout(tiny_clip, tokens, layers):
+def test_truncated_and_full_paths_equal_the_reference_layout(tiny_clip, tower, tokens, layers):
     torch.manual_seed(0)
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=layers, prompt_len=4)
     full = DeepPromptTextEncoder(64, 2, prompt_layers=layers, prompt_len=4, truncate=False)
     full.load_state_dict(enc.state_dict())
     with torch.no_grad():
         ref = _reference(tiny_clip.model, tokens, {i: enc.prompts[str(i)] for i in layers})
-        fast, slow = enc(tiny_clip.model, tokens), full(tiny_clip.model, tokens)
+        fast, slow = enc(tower, tokens), full(tower, tokens)
     torch.testing.assert_close(slow, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
     plain = tiny_clip.model.encode_text(tokens)
     assert (fast - plain).abs().max() > 1e-3  # the prompts do change the features
 
 
-def test_gradients_reach_the_prompts_only(tiny_clip, tokens):
+def test_gradients_reach_the_prompts_only(tiny_clip, tower, tokens):
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
-    enc(tiny_clip.model, tokens).sum().backward()
+    enc(tower, tokens).sum().backward()
     assert enc.prompts["1"].grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny_clip.parameters())
 
 
-def test_the_frozen_prefix_is_cached(tiny_clip, tokens):
+def test_the_frozen_prefix_is_cached(tower, tokens):
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
-    a = enc(tiny_clip.model, tokens)
+    a = enc(tower, tokens)
     assert len(enc._prefix_cache) == 1
-    b = enc(tiny_clip.model, tokens)
+    b = enc(tower, tokens)
     assert len(enc._prefix_cache) == 1
     torch.testing.assert_close(a, b)
 
 
-def test_full_layout_rejects_an_eot_among_the_set_aside_tokens(tiny_clip):
+def test_full_layout_rejects_an_eot_among_the_set_aside_tokens(tiny_clip, tower):
     long = tiny_clip.tokenize(["word " * 74])
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4, truncate=False)
     with pytest.raises(ValueError, match="too long"):
-        enc(tiny_clip.model, long)
+        enc(tower, long)

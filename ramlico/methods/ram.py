@@ -162,10 +162,11 @@ class RAM(RamlicoModule):
 
     # ------------------------------------------------------------------ text side
     def _label_tokens(self, names: Sequence[str]) -> Tensor:
+        """``(C, 77)`` CPU token ids of the label prompts (cached; kept on the CPU, sync-free)."""
         key = tuple(names)
         if key not in self._tokens:
             self._tokens[key] = self.backbone.tokenize([self.template.format(n) for n in names])
-        return self._tokens[key].to(self.device)
+        return self._tokens[key]
 
     def label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` un-normalised label features of the prompted text tower (with gradient)."""

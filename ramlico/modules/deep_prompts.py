@@ -67,21 +67,25 @@ class DeepPromptTextEncoder(nn.Module):
         self.first_prompted = min(layers) if layers else n_blocks
         self._prefix_cache: dict[tuple, Tensor] = {}
 
-    def _prefix(self, tower: FrozenCLIPTextTower, tokens: Tensor, length: int) -> Tensor:
-        """Frozen blocks before the first prompted block (no gradient), cached."""
+    def _prefix(self, tower: FrozenCLIPTextTower, ids: Tensor, length: int) -> Tensor:
+        """Frozen blocks before the first prompted block (no gradient), cached per token set.
+
+        ``ids`` are the CPU token ids, so the cache key costs no device synchronisation.
+        """
+        device = tower.token_embedding.weight.device
         key = (
-            tokens.device,
+            device,
             length,
-            torch.is_autocast_enabled(tokens.device.type),
-            tokens.shape,
-            hash(tokens.cpu().numpy().tobytes()),
+            torch.is_autocast_enabled(device.type),
+            ids.shape,
+            hash(ids.numpy().tobytes()),
         )
         cached = self._prefix_cache.get(key)
         if cached is not None:
             return cached
         with torch.no_grad():
             cast = tower.transformer.get_cast_dtype()
-            x = tower.token_embedding(tokens[:, :length]).to(cast)
+            x = tower.token_embedding(ids[:, :length].to(device)).to(cast)
             x = x + tower.positional_embedding[:length].to(cast)
             mask = tower.causal_mask(length)
             for i in range(self.first_prompted):
@@ -96,14 +100,15 @@ class DeepPromptTextEncoder(nn.Module):
 
         Args:
             tower: the frozen text tower (:class:`FrozenCLIPTextTower`; not owned by this module).
-            tokens: ``(C, 77)`` token ids of the label prompts.
+            tokens: ``(C, 77)`` token ids of the label prompts (keep them on the CPU: the EOT
+                positions, the truncation length and the cache key are read there, sync-free).
 
         Returns:
             ``(C, D_embed)`` un-normalised text features (EOT token, ``ln_final``, projection).
         """
-        tokens = tokens.to(tower.token_embedding.weight.device)
-        eot = tokens.argmax(dim=-1)
-        full = tokens.shape[1]
+        ids = tokens.cpu()
+        eot = ids.argmax(dim=-1)
+        full = ids.shape[1]
         n = self.prompt_len
         if not self.truncate and n and int(eot.max()) >= full - n:
             raise ValueError(
@@ -111,7 +116,7 @@ class DeepPromptTextEncoder(nn.Module):
                 f"aside by {n} deep prompts (needs <= {full - n - 1}); shorten the label name"
             )
         length = int(eot.max()) + 1 if self.truncate else full
-        x = self._prefix(tower, tokens, length)
+        x = self._prefix(tower, ids, length)
         blocks = tower.transformer.resblocks
         for i in range(self.first_prompted, self.n_blocks):
             key = str(i)
@@ -128,4 +133,4 @@ class DeepPromptTextEncoder(nn.Module):
             else:
                 x = blocks[i](x, attn_mask=tower.causal_mask(x.shape[1]))
         x = tower.ln_final(x)
-        return tower.project(x[torch.arange(x.shape[0], device=x.device), eot])
+        return tower.project(x[torch.arange(x.shape[0], device=x.device), eot.to(x.device)])

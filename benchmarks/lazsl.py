@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _results import write_results  # benchmarks/_results.py (run as a script)
 from torchvision.ops import roi_align
 
 from ramlico.backbones import CLIPBackbone
@@ -124,8 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         "imagenet_val_hours": 50_000 * total / timed / 3600,
     }  # fmt: skip
     print(json.dumps(row, indent=1))
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(row, indent=1))
+    write_results(row, opts.out)
     return row
 
 

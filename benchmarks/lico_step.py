@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _results import write_results  # benchmarks/_results.py (run as a script)
 
 from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.losses.lico import ot_alignment_loss
@@ -162,8 +162,7 @@ def main() -> None:
           f"{report['prompt_sequences_per_step']} prompt sequences; inference params "
           f"{n_ce} vs {n_lico})")  # fmt: skip
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_results(report, out, indent=2)
     print(f"wrote {out}")
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_results  # benchmarks/_results.py (run as a script)
 
 from ramlico.zeroshot import otfusion_predict
 
@@ -53,8 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
     }  # fmt: skip
     print(json.dumps(row, indent=1))
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(row, indent=1))
+    write_results(row, opts.out)
     return row
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_results  # benchmarks/_results.py (run as a script)
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN
@@ -146,8 +147,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row["throughput_vs_baseline"] = (
             row["samples_per_s"] / base["samples_per_s"] if base else None
         )
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(rows, indent=1))
+    write_results(rows, opts.out)
     return rows
 
 

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _results import write_results  # benchmarks/_results.py (run as a script)
 
 from ramlico.ot import sinkhorn
 
@@ -186,8 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "machine": platform.processor() or platform.machine(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_results({"meta": meta, "rows": rows}, opts.out, indent=2)
     print(f"wrote {opts.out}")
     return rows
 

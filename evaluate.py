@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from ramlico.cli import evaluate
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="eval")
+@hydra.main(version_base="1.3", config_path="ramlico/configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

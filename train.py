@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 from ramlico.cli import train
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="ramlico/configs", config_name="train")
 def main(cfg: DictConfig) -> None:
     train(cfg)
 

@@ -30,7 +30,8 @@ def test_every_copy_source_exists():
         sources.extend(parts[:-1])  # the last item is the destination
     missing = [s for s in sources if not (ROOT / s).exists()]
     assert missing == []
-    assert {"pyproject.toml", "ramlico", "configs", "train.py", "evaluate.py"} <= set(sources)
+    assert {"pyproject.toml", "ramlico", "train.py", "evaluate.py"} <= set(sources)
+    assert (ROOT / "ramlico" / "configs" / "train.yaml").is_file()  # configs ship in the package
 
 
 def test_base_image_is_pinned_cuda_pytorch_and_entrypoint_is_train():

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "ramlico" / "configs")
 
 
 def compose_cfg(config_name: str, tmp_path: Path, overrides: list[str] = ()) -> DictConfig:

@@ -13,7 +13,7 @@ from omegaconf import open_dict
 from ramlico.cli import evaluate, train
 from ramlico.cli.checkpoint import load_checkpoint
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "ramlico" / "configs")
 
 
 def demo_cfg(root: str, tmp: Path, overrides: list[str]):

@@ -15,7 +15,7 @@ from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.cli import evaluate
 from ramlico.zeroshot.feature_cache import FeatureCache
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "ramlico" / "configs")
 
 
 @pytest.fixture

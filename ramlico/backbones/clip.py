@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ramlico.backbones.registry import register_model_configs
+from ramlico.backbones.registry import bundled_weights, register_model_configs
 
 __all__ = ["CLIPBackbone", "ImageFeatures", "project_visual_tokens"]
 
@@ -68,7 +68,9 @@ class CLIPBackbone(nn.Module):
         model_name: open_clip architecture (``open_clip.list_models()``), e.g. ``"ViT-B-16"``,
             ``"ViT-B-16-quickgelu"``, or ramlico's tiny ``"ramlico-tiny-ViT"``.
         pretrained: ``None`` (random init), an open_clip tag (``"openai"``, ``"laion2b_s34b_b88k"``;
-            downloaded to ``cache_dir``), or a local weights file path (offline).
+            downloaded to ``cache_dir``), a tag of weights shipped with ramlico (``"toy"`` for
+            ``"ramlico-toy-ViT"``, :func:`ramlico.backbones.list_bundled_weights`; offline), or a
+            local weights file path (offline).
         patch_layers: blocks whose patch tokens :meth:`encode_image` returns (negative = from the
             end; ``-1`` = last block).
         freeze: freeze every weight (``requires_grad=False``, eval mode kept by :meth:`train`).
@@ -114,6 +116,9 @@ class CLIPBackbone(nn.Module):
                 if seed is not None:
                     torch.manual_seed(seed)
                 return open_clip.create_model(name, pretrained=None, **kwargs)
+        bundled = bundled_weights(name, pretrained)
+        if bundled is not None:
+            pretrained = str(bundled)
         if Path(pretrained).suffix or "/" in pretrained or "\\" in pretrained:
             if not Path(pretrained).is_file():
                 raise FileNotFoundError(

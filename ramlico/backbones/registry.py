@@ -2,7 +2,12 @@
 
 ``ramlico-tiny-ViT`` (embed 32, vision width 64 x 2 layers at 64 px with 16 px patches, text
 width 64 x 2 layers, full 49,408-token vocabulary so the bundled BPE tokenizer works offline)
-builds in a fraction of a second with random weights: the model of the tests and the demo.
+builds in a fraction of a second with random weights: the model of the fast unit tests.
+
+``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 128 x 4, text width 64 x 3, context 32) is
+the architecture of the toy CLIP that this project trains itself (``python -m
+ramlico.toy.train_clip``); its weights ship inside the package and load by the tag ``"toy"``
+(:func:`bundled_weights`), offline.
 """
 
 from __future__ import annotations
@@ -11,10 +16,46 @@ from pathlib import Path
 
 import open_clip
 
-__all__ = ["MODEL_CONFIG_DIR", "register_model_configs", "list_clip_models"]
+__all__ = [
+    "BUNDLED_WEIGHTS",
+    "BUNDLED_WEIGHTS_DIR",
+    "MODEL_CONFIG_DIR",
+    "TOY_CLIP",
+    "bundled_weights",
+    "list_bundled_weights",
+    "list_clip_models",
+    "register_model_configs",
+]
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "toy" / "weights"
+TOY_CLIP = "ramlico-toy-ViT"
+#: Weights shipped inside the package: ``{model name: {tag: file in BUNDLED_WEIGHTS_DIR}}``.
+BUNDLED_WEIGHTS: dict[str, dict[str, str]] = {TOY_CLIP: {"toy": "clip_toy.safetensors"}}
 _registered: set[str] = set()
+
+
+def list_bundled_weights() -> list[tuple[str, str]]:
+    """``(model name, tag)`` of every set of weights shipped with ramlico."""
+    return [(m, t) for m, tags in BUNDLED_WEIGHTS.items() for t in tags]
+
+
+def bundled_weights(model_name: str, tag: str) -> Path | None:
+    """The file of a bundled ``(model, tag)``; ``None`` if the pair is not a bundled one.
+
+    Raises:
+        FileNotFoundError: the pair is bundled but its file is missing (a broken install).
+    """
+    name = BUNDLED_WEIGHTS.get(model_name, {}).get(tag)
+    if name is None:
+        return None
+    path = BUNDLED_WEIGHTS_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"bundled weights {model_name!r}/{tag!r} missing: {path}; reinstall ramlico or "
+            "retrain them with `python -m ramlico.toy.train_clip --install`"
+        )
+    return path
 
 
 def register_model_configs(path: str | Path = MODEL_CONFIG_DIR) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
 from ramlico.data.named_sets import list_named_datasets, read_named_dataset
+from ramlico.data.scenes import hard_single_label_scene, render_scene
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
 
 __all__ = [
     "ClassificationDataModule",
     "ClassificationDataset",
+    "generated_classification_scenes",
     "make_generated_classification",
     "read_image_folder",
 ]
@@ -42,6 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
 GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
+OBJECTS_FILE = "objects.jsonl"  # ground-truth geometry of the generated images
 
 
 def _class_names(folders: Sequence[str], names_file: Path | None) -> list[str]:
@@ -121,27 +124,57 @@ class ClassificationDataset(Dataset[tuple[torch.Tensor, int]]):
         return self.transform(image), label
 
 
-def make_generated_classification(
-    root: Path, n_per_class: int = 8, image_size: int = 64, seed: int = 0
-) -> Path:
-    """Write (once) an ImageFolder tree of single shapes, one folder per generated class.
+def generated_classification_scenes(
+    n_per_class: int = 8, image_size: int = 64, seed: int = 0, hard: bool = False
+) -> Iterator[tuple[str, int, Image.Image, list[dict]]]:
+    """The generated single-label images, class by class: ``(class, i, image, objects)``.
 
-    Returns ``root``. The cache is reused when ``root/manifest.json`` holds the same parameters.
+    ``hard=False``: one shape per image (:func:`ramlico.data.generated.draw_scene`).
+    ``hard=True``: the shape among 2-3 distractors and line clutter
+    (:func:`ramlico.data.scenes.hard_single_label_scene`); ``objects[0]`` is the labelled object.
+    A pure function of the arguments.
     """
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    rng = np.random.default_rng(seed)
+    for name in GENERATED_CLASSES:
+        for i in range(n_per_class):
+            if hard:
+                objects, n_lines = hard_single_label_scene(name, image_size, rng)
+                image = render_scene(objects, image_size, rng, n_lines)
+                yield name, i, image, [o.to_dict() for o in objects]
+            else:
+                image, objects = draw_scene([name], image_size, rng)
+                yield name, i, image, objects
+
+
+def make_generated_classification(
+    root: Path, n_per_class: int = 8, image_size: int = 64, seed: int = 0, hard: bool = False
+) -> Path:
+    """Write (once) an ImageFolder tree of :func:`generated_classification_scenes`.
+
+    Besides ``root/<class>/<i>.png`` it writes ``root/objects.jsonl``, one
+    ``{"image": "<class>/<i>.png", "label": ..., "objects": [{label, center, radius}, ...]}`` row
+    per image (the ground-truth geometry for region evaluation). Returns ``root``. The cache is
+    reused when ``root/manifest.json`` holds the same parameters.
+    """
     root = Path(root)
-    manifest = {"n_per_class": n_per_class, "image_size": image_size, "seed": seed, "version": 1}
+    manifest = {"n_per_class": n_per_class, "image_size": image_size, "seed": seed, "version": 2}
+    if hard:
+        manifest["hard"] = True
     mpath = root / "manifest.json"
     if mpath.is_file() and json.loads(mpath.read_text()) == manifest:
         return root
-    rng = np.random.default_rng(seed)
-    for name in GENERATED_CLASSES:
+    rows = []
+    for name, i, image, objects in generated_classification_scenes(
+        n_per_class, image_size, seed, hard
+    ):
         folder = root / name.replace(" ", "_")
         folder.mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            image, _ = draw_scene([name], image_size, rng)
-            image.save(folder / f"{i:04d}.png")
+        rel = f"{folder.name}/{i:04d}.png"
+        image.save(root / rel)
+        rows.append(json.dumps({"image": rel, "label": name, "objects": objects}))
+    (root / OBJECTS_FILE).write_text("\n".join(rows) + "\n", encoding="utf-8")
     mpath.write_text(json.dumps(manifest))
     log.info("wrote generated classification set (%d classes) to %s", len(GENERATED_CLASSES), root)
     return root

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def generated_label_space() -> LabelSpace:
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
-    """Vertices of a square / triangle / star / cross of radius ~r, rotated by angle (radians)."""
+    """Vertices of a square / triangle / star / cross / hexagon of radius ~r, rotated by angle."""
     if shape == "cross":  # a plus sign: arms of half-width 0.3 r reaching r from the centre
         w = 0.3 * r
         corners = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w),
@@ -75,13 +76,58 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
         angles, radii = [math.pi / 4 + k * math.pi / 2 for k in range(4)], [r] * 4
     elif shape == "triangle":
         angles, radii = [-math.pi / 2 + k * 2 * math.pi / 3 for k in range(3)], [r] * 3
-    else:  # star: 5 outer and 5 inner vertices
+    elif shape == "hexagon":
+        angles, radii = [k * math.pi / 3 for k in range(6)], [r] * 6
+    elif shape == "star":  # 5 outer and 5 inner vertices
         angles = [-math.pi / 2 + k * math.pi / 5 for k in range(10)]
         radii = [r if k % 2 == 0 else 0.45 * r for k in range(10)]
+    else:
+        raise ValueError(f"unknown shape {shape!r}; known: {sorted(DRAWABLE_SHAPES)}")
     return [
         (cx + rad * math.cos(a + angle), cy + rad * math.sin(a + angle))
         for a, rad in zip(angles, radii, strict=True)
     ]
+
+
+#: Every shape :func:`draw_shape` can draw: the five label shapes plus the toy world's distractor
+#: shapes (``ring``: a hollow circle, ``hexagon``), see :mod:`ramlico.data.scenes`.
+DRAWABLE_SHAPES = frozenset(GENERATED_SHAPES + ("ring", "hexagon"))
+
+
+def draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    center: tuple[float, float],
+    radius: float,
+    fill: tuple[int, int, int],
+    angle: float = 0.0,
+) -> None:
+    """Draw one filled shape (a ring: an outline 0.35 ``radius`` thick) in ``draw``'s pixels.
+
+    Args:
+        draw: the canvas to draw on (at supersampled resolution).
+        shape: one of :data:`DRAWABLE_SHAPES`.
+        center, radius: in ``draw``'s pixels.
+        fill: RGB colour.
+        angle: rotation in radians (ignored by the round shapes).
+    """
+    cx, cy = center
+    r = radius
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif shape == "ring":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=fill, width=max(1, round(0.35 * r)))
+    else:
+        draw.polygon(_polygon(shape, cx, cy, r, angle), fill=fill)
+
+
+def noisy_background(size: int, rng: np.random.Generator, supersample: int = 1) -> Image.Image:
+    """A grey ``size`` x ``size`` canvas (level 90-170, +-10 per-pixel noise), upsampled."""
+    grey = int(rng.integers(90, 171))
+    noise = rng.integers(-10, 11, size=(size, size, 1))
+    background = np.clip(grey + noise, 0, 255).astype(np.uint8).repeat(3, axis=2)
+    big = size * supersample
+    return Image.fromarray(background).resize((big, big), Image.Resampling.NEAREST)
 
 
 def draw_scene(
@@ -101,10 +147,7 @@ def draw_scene(
     if not 1 <= len(labels) <= 4:
         raise ValueError(f"draw_scene takes 1-4 labels (one per quadrant), got {len(labels)}")
     big = image_size * SUPERSAMPLE
-    grey = int(rng.integers(90, 171))
-    noise = rng.integers(-10, 11, size=(big // SUPERSAMPLE, big // SUPERSAMPLE, 1))
-    background = np.clip(grey + noise, 0, 255).astype(np.uint8).repeat(3, axis=2)
-    canvas = Image.fromarray(background).resize((big, big), Image.Resampling.NEAREST)
+    canvas = noisy_background(image_size, rng, SUPERSAMPLE)
     draw = ImageDraw.Draw(canvas)
     quadrants = rng.permutation(4)[: len(labels)]
     half = big / 2
@@ -115,34 +158,41 @@ def draw_scene(
         margin = r + 0.04 * half
         cx = (q % 2) * half + float(rng.uniform(margin, half - margin))
         cy = (q // 2) * half + float(rng.uniform(margin, half - margin))
-        fill = GENERATED_COLOURS[colour]
-        if shape == "circle":
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-        else:
-            angle = float(rng.uniform(-math.pi / 12, math.pi / 12))
-            draw.polygon(_polygon(shape, cx, cy, r, angle), fill=fill)
+        angle = 0.0 if shape == "circle" else float(rng.uniform(-math.pi / 12, math.pi / 12))
+        draw_shape(draw, shape, (cx, cy), r, GENERATED_COLOURS[colour], angle)
         s = SUPERSAMPLE
         objects.append({"label": label, "center": [cx / s, cy / s], "radius": r / s})
     image = canvas.resize((image_size, image_size), Image.Resampling.BOX)
     return image, objects
 
 
-def _write_split(root: Path, split: str, n: int, image_size: int, seed: int) -> Path:
+def generated_split_scenes(
+    split: str, n: int, image_size: int = 64, seed: int = 0
+) -> Iterator[tuple[Image.Image, dict]]:
+    """The images of one split of the generated data set with their label rows, in order.
+
+    Yields ``(image, {"labels": [...], "objects": [...]})``; image ``i`` contains label
+    ``i mod 20`` plus 0-2 random labels. A pure function of the arguments.
+    """
     labels = list(GENERATED_SEEN + GENERATED_UNSEEN)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        scene = [labels[i % len(labels)]] + [labels[j] for j in rng.integers(0, len(labels), k - 1)]
+        image, objects = draw_scene(scene, image_size, rng)
+        yield image, {"labels": list(dict.fromkeys(scene)), "objects": objects}
+
+
+def _write_split(root: Path, split: str, n: int, image_size: int, seed: int) -> Path:
     folder = root / split
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("[0-9][0-9][0-9][0-9][0-9].png"):
         old.unlink()
     lines = []
-    for i in range(n):
-        k = int(rng.integers(1, 4))
-        scene = [labels[i % len(labels)]] + [labels[j] for j in rng.integers(0, len(labels), k - 1)]
-        image, objects = draw_scene(scene, image_size, rng)
+    for i, (image, row) in enumerate(generated_split_scenes(split, n, image_size, seed)):
         rel = f"{split}/{i:05d}.png"
         image.save(root / rel)
-        row = {"image": rel, "labels": list(dict.fromkeys(scene)), "objects": objects}
-        lines.append(json.dumps(row))
+        lines.append(json.dumps({"image": rel, **row}))
     label_file = root / f"{split}.jsonl"
     label_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return label_file

@@ -1,5 +1,6 @@
 """Training losses: plain functions first, thin ``nn.Module`` shells where useful."""
 
+from ramlico.losses.contrastive import multi_positive_contrastive_loss
 from ramlico.losses.lico import ManifoldMatchingLoss, manifold_matching_loss, ot_alignment_loss
 from ramlico.losses.mmc import mmc_loss
 
@@ -7,5 +8,6 @@ __all__ = [
     "ManifoldMatchingLoss",
     "manifold_matching_loss",
     "mmc_loss",
+    "multi_positive_contrastive_loss",
     "ot_alignment_loss",
 ]

@@ -1,0 +1,94 @@
+"""Zero-shot report of a CLIP on the toy world (the numbers of the toy CLIP's model card).
+
+Three fixed probe sets, built in memory exactly as the demos' data configs write them to disk:
+
+* ``easy``: the single-label set of ``data=classification_generated`` (one shape per image,
+  10 per class, seed 0): top-1 accuracy, per class as well;
+* ``hard``: the hard single-label set of ``data=classification_generated_hard`` (the shape among
+  distractors and clutter, 10 per class, seed 0): top-1 accuracy;
+* ``multilabel``: the test split of ``data=generated`` (160 images with 1-3 shapes, seed 0): mAP
+  over the 20 labels.
+
+Scores are CLIP's: cosine between the image embedding and the mean prompt embedding of each label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ramlico.backbones import CLIPBackbone
+from ramlico.data.classification import GENERATED_CLASSES, generated_classification_scenes
+from ramlico.data.generated import generated_split_scenes
+from ramlico.data.transforms import build_eval_transform
+from ramlico.metrics.functional import mean_average_precision, topk_accuracy
+
+__all__ = ["ZERO_SHOT_TEMPLATES", "probe_sets", "zero_shot_report"]
+
+ZERO_SHOT_TEMPLATES = ("a photo of a {}.",)
+Tensor = torch.Tensor
+
+
+def probe_sets(
+    image_size: int = 64, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """``{"easy" | "hard": (images, class indices), "multilabel": (images, multi-hot)}``.
+
+    Images are ``(N, 3, S, S)`` after the evaluation transform (resize to ``image_size``,
+    normalise; CLIP's statistics by default); classes follow ``GENERATED_CLASSES``.
+    """
+    kw = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
+    transform = build_eval_transform(image_size, **kw)
+    index = {c: i for i, c in enumerate(GENERATED_CLASSES)}
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+    for name, hard in (("easy", False), ("hard", True)):
+        scenes = list(generated_classification_scenes(10, 64, 0, hard=hard))
+        images = torch.stack([transform(img) for _, _, img, _ in scenes])
+        out[name] = (images, torch.tensor([index[c] for c, _, _, _ in scenes]))
+    rows = list(generated_split_scenes("test", 160, 64, 0))
+    targets = torch.zeros(len(rows), len(GENERATED_CLASSES))
+    for r, (_, row) in enumerate(rows):
+        targets[r, [index[x] for x in row["labels"]]] = 1.0
+    out["multilabel"] = (torch.stack([transform(img) for img, _ in rows]), targets)
+    return out
+
+
+@torch.no_grad()
+def _scores(embed: Callable[[Tensor], Tensor], classifier: Tensor, images: Tensor) -> Tensor:
+    feats = torch.cat([F.normalize(embed(x), dim=-1) for x in images.split(200)])
+    return feats @ classifier.to(feats.dtype)
+
+
+@torch.no_grad()
+def zero_shot_report(
+    backbone: CLIPBackbone, templates: Sequence[str] = ZERO_SHOT_TEMPLATES
+) -> dict[str, float | dict[str, float]]:
+    """Zero-shot CLIP on the three probe sets (percent, rounded to 0.1).
+
+    Returns:
+        ``easy_top1``, ``hard_top1``, ``multilabel_mAP``, ``easy_top1_min_class`` (the worst
+        label) and ``easy_top1_per_class`` ``{label: accuracy}``.
+    """
+    was_training = backbone.training
+    backbone.eval()
+    sets = probe_sets(backbone.image_size, backbone.image_mean, backbone.image_std)
+    classifier = backbone.zero_shot_classifier(GENERATED_CLASSES, tuple(templates))
+    report: dict[str, float | dict[str, float]] = {}
+    per_class: dict[str, float] = {}
+    for name in ("easy", "hard"):
+        images, labels = sets[name]
+        scores = _scores(backbone.embed_image, classifier, images)
+        report[f"{name}_top1"] = round(float(topk_accuracy(scores, labels, k=1)), 1)
+        if name == "easy":
+            hits = (scores.argmax(-1) == labels).float()
+            for c, label in enumerate(GENERATED_CLASSES):
+                per_class[label] = round(100.0 * float(hits[labels == c].mean()), 1)
+    images, targets = sets["multilabel"]
+    scores = _scores(backbone.embed_image, classifier, images)
+    report["multilabel_mAP"] = round(float(mean_average_precision(scores, targets)), 1)
+    report["easy_top1_min_class"] = min(per_class.values())
+    report["easy_top1_per_class"] = per_class
+    backbone.train(was_training)
+    return report

@@ -4,7 +4,7 @@
 width 64 x 2 layers, full 49,408-token vocabulary so the bundled BPE tokenizer works offline)
 builds in a fraction of a second with random weights: the model of the fast unit tests.
 
-``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 128 x 4, text width 64 x 3, context 32) is
+``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 96 x 4, text width 64 x 3, context 32) is
 the architecture of the toy CLIP that this project trains itself (``python -m
 ramlico.toy.train_clip``); its weights ship inside the package and load by the tag ``"toy"``
 (:func:`bundled_weights`), offline.

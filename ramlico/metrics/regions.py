@@ -39,18 +39,22 @@ __all__ = [
 Tensor = torch.Tensor
 
 
-def _size(image_size: int | Sequence[int]) -> tuple[float, float]:
-    if isinstance(image_size, int):
-        return float(image_size), float(image_size)
-    w, h = image_size
-    return float(w), float(h)
+def _sizes(image_size, n: int) -> list[tuple[float, float]]:
+    """One ``(width, height)`` per image from an int, a ``(W, H)`` pair or a list of pairs."""
+    if isinstance(image_size, (int, float)):
+        return [(float(image_size), float(image_size))] * n
+    if len(image_size) == 2 and all(isinstance(v, (int, float)) for v in image_size):
+        return [(float(image_size[0]), float(image_size[1]))] * n
+    if len(image_size) != n:
+        raise ValueError(f"image_size: {len(image_size)} sizes for {n} images")
+    return [(float(w), float(h)) for w, h in image_size]
 
 
 def object_masks(
     objects: Sequence[Sequence[Mapping]],
     label_names: Sequence[str],
     grid: tuple[int, int],
-    image_size: int | Sequence[int],
+    image_size: int | Sequence[int] | Sequence[Sequence[int]],
     tolerance: float = 0.0,
 ) -> Tensor:
     """``(B, C, h, w)`` bool: the cells inside each label's objects, per image.
@@ -60,16 +64,18 @@ def object_masks(
             source image's pixels; labels outside ``label_names`` (distractors) are ignored.
         label_names: the ``C`` labels, in the heatmaps' order.
         grid: ``(h, w)`` cells of the heatmaps.
-        image_size: the source image's side (int) or ``(width, height)`` in pixels.
+        image_size: the source images' side (int), ``(width, height)`` in pixels, or one
+            ``(width, height)`` per image.
         tolerance: pixels added to every radius (the pointing game's tolerance; 0 = none).
     """
     h, w = grid
-    width, height = _size(image_size)
-    ys = (torch.arange(h, dtype=torch.float64) + 0.5) * height / h
-    xs = (torch.arange(w, dtype=torch.float64) + 0.5) * width / w
     index = {name: c for c, name in enumerate(label_names)}
     masks = torch.zeros(len(objects), len(label_names), h, w, dtype=torch.bool)
-    for b, objs in enumerate(objects):
+    for b, (objs, (width, height)) in enumerate(
+        zip(objects, _sizes(image_size, len(objects)), strict=True)
+    ):
+        ys = (torch.arange(h, dtype=torch.float64) + 0.5) * height / h
+        xs = (torch.arange(w, dtype=torch.float64) + 0.5) * width / w
         for obj in objs:
             c = index.get(obj["label"])
             if c is None:

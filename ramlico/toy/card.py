@@ -16,7 +16,7 @@ __all__ = ["file_sha256", "read_card", "render_card", "write_card"]
 CARD_JSON = "clip_toy.json"
 CARD_MD = "MODEL_CARD.md"
 ARCHITECTURE = (
-    "open_clip ViT, 64 px, 8 px patches, vision width 128 x 4 blocks, text width 64 x 3 blocks "
+    "open_clip ViT, 64 px, 8 px patches, vision width 96 x 4 blocks, text width 64 x 3 blocks "
     "(context 32), joint space 64-d"
 )
 

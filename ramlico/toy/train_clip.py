@@ -4,7 +4,7 @@
     python -m ramlico.toy.train_clip --out /tmp/t --steps 20        # a smoke run
     python -m ramlico.toy.train_clip --out logs/toy_clip --resume   # continue a killed run
 
-An open_clip ``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 128 x 4 blocks, text width
+An open_clip ``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 96 x 4 blocks, text width
 64 x 3 blocks, 64-d joint space) is trained with the symmetric contrastive loss, every caption
 that is true of an image counting as its positive (:mod:`ramlico.losses.contrastive`), on an
 endless seeded stream of scenes (:mod:`ramlico.toy.data`). AdamW, linear warm-up then cosine
@@ -67,12 +67,12 @@ class Recipe:
     seed: int = 0
     steps: int = 1500
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 1.5e-3
     weight_decay: float = 0.1
     warmup_steps: int = 100
     beta2: float = 0.98
     max_logit_scale: float = 100.0
-    threads: int = 2
+    threads: int = 1
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "threads"):

@@ -26,7 +26,6 @@ rank (:func:`ramlico.utils.distributed.eval_sampler`).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
 from ramlico.data.named_sets import list_named_datasets, read_named_dataset
 from ramlico.data.preprocess import ConvertRGB
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
+from ramlico.utils import get_logger
 from ramlico.utils.distributed import eval_sampler
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "read_image_folder",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
 GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
 

@@ -36,16 +36,13 @@ them as ``${data.root}/...``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Subset
 
 from ramlico.data.dataset import MultiLabelDataset, check_vocabulary
@@ -55,8 +52,10 @@ from ramlico.data.nus_wide import read_nus_label_space, read_nus_wide
 from ramlico.data.records import Record, read_coco_file, read_label_file, read_ram_json
 from ramlico.data.sampling import ResumableTrainData
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform, build_train_transform
+from ramlico.utils import get_logger
+from ramlico.utils.distributed import eval_sampler
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SOURCES = ("generated", "coco", "nus_wide", "custom")
 TRAIN_SHUFFLE = ("epoch", "once", "none")
@@ -282,12 +281,8 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
 
     def _loader(self, dataset: Any, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
-        sampler = None
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if not shuffle and distributed:
-            # Evaluation under DDP: every image exactly once over all ranks (Lightning's default
-            # DistributedSampler pads with repeated images, which would bias the metrics).
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        # Evaluation under DDP: every image exactly once over all ranks.
+        sampler = None if shuffle else eval_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=batch_size,

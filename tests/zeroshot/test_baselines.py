@@ -61,7 +61,9 @@ def test_word_list_and_cupl_file_errors(tmp_path):
     path = tmp_path / "cupl.json"
     path.write_text(json.dumps({"cat": ["A cat is a pet.", "Cats purr."], "dog": ["A dog."]}))
     assert cupl_sentences(path, ["dog", "cat"]) == [["A dog."], ["A cat is a pet.", "Cats purr."]]
-    with pytest.raises(ValueError, match=r"no sentences for \['bird'\]"):
+    with pytest.raises(
+        ValueError, match=r"no key: \['bird'\]; keys no class matched \(1\): \['dog'\]"
+    ):
         cupl_sentences(path, ["cat", "bird"])
 
 
@@ -84,6 +86,24 @@ def test_prediction_log_csv_and_metrics(tmp_path):
     assert record["images"] == 3 and record["method"] == "clip"
     table = results_table([tmp_path, tmp_path / "missing"])
     assert "toy" in table.splitlines()[0] and "33.33" in table.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("index", "scores", "labels"),
+    [
+        # scores and labels agree, the index does not: a chained `a != b != c` let this through
+        (torch.arange(3), torch.rand(2, 4), torch.tensor([0, 1])),
+        (torch.arange(2), torch.rand(2, 4), torch.tensor([0, 1, 2])),
+        (torch.arange(2), torch.rand(3, 4), torch.tensor([0, 1])),  # a == c != b
+        (torch.arange(2), torch.rand(2, 4), torch.tensor([[0], [1]])),
+        (torch.arange(2), torch.rand(2), torch.tensor([0, 1])),
+    ],
+)
+def test_prediction_log_rejects_mismatched_batches(index, scores, labels):
+    log = PredictionLog(k=2)
+    with pytest.raises(ValueError, match=r"scores \(B, K\), labels \(B,\), index \(B,\) expected"):
+        log.add(index, scores, labels)
+    assert len(log) == 0
 
 
 def test_explanation_panel_draws_boxes_and_bars():

@@ -367,8 +367,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
                        if f.name != "model_name"})  # fmt: skip
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    for name in ("ramlico", log.logger.name):  # the latter is "__main__" under python -m
-        logging.getLogger(name).setLevel(logging.INFO)
+    log.logger.setLevel(logging.INFO)  # this script's progress; other libraries stay quiet
     card = train(recipe, args.out, resume=args.resume, eval_every=args.eval_every,
                  workers=args.workers)  # fmt: skip
     if args.install:

@@ -1,0 +1,7 @@
+"""``python -m ramlico.data.check CONFIG...``: the data checks as a command (see the package)."""
+
+import sys
+
+from ramlico.data.check import main
+
+sys.exit(main())

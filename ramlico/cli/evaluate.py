@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
-from ramlico.cli.checkpoint import load_checkpoint
+from ramlico.cli.checkpoint import check_label_space, load_checkpoint, restore_run
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
+from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.utils import get_logger
 
 __all__ = ["evaluate"]
@@ -21,8 +24,6 @@ log = get_logger(__name__)
 
 def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
     """``eval.saliency=true``: Insertion/Deletion of post-hoc CAMs on the test split."""
-    from pathlib import Path
-
     from ramlico.explain import evaluate_saliency
 
     if not hasattr(model, "export"):
@@ -41,27 +42,52 @@ def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
     )  # fmt: skip
 
 
-def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """Evaluate on every eval split of the datamodule (ZSL and GZSL); print and log the metrics.
+def evaluate(
+    cfg: DictConfig, overrides: Sequence[str] | None = None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Evaluate on every test split of the datamodule (ZSL and GZSL, or closed-set); print and log
+    the metrics and write ``<run folder>/metrics.json``.
 
-    With ``ckpt_path`` the model config comes from the checkpoint (unless
-    ``use_checkpoint_config=false``) and its trainable weights are restored; frozen backbones are
-    rebuilt from that config. Training-free methods need no checkpoint.
+    With ``ckpt_path`` the run is restored from the checkpoint (:func:`ramlico.cli.checkpoint.
+    restore_run`): the model, the data (label space, files, image size, mean/std) and the
+    trainable weights; ``overrides`` (default: the command line) name what is taken from ``cfg``
+    instead, and a requested experiment, method, label split or preprocessing that contradicts
+    the checkpoint is an error. ``use_checkpoint_config=false`` evaluates ``cfg`` as composed
+    (weights from the checkpoint). Training-free methods need no checkpoint.
     """
+    with quiet_third_party():
+        return _evaluate(cfg, overrides)
+
+
+def _evaluate(
+    cfg: DictConfig, overrides: Sequence[str] | None
+) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
-    ckpt = load_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
+    restored, ckpt = None, None
+    if cfg.get("ckpt_path") and cfg.get("use_checkpoint_config", True):
+        restored = restore_run(cfg, overrides=overrides)
+        cfg, ckpt = restored.cfg, restored.ckpt
+        log.info(
+            "restored from %s: %s on %s data%s", restored.path, cfg.model._target_,
+            cfg.data.get("dataset") or cfg.data.get("source"),
+            f" (experiment {restored.experiment})" if restored.experiment else "",
+        )  # fmt: skip
+        for note in restored.notes:
+            log.info("  from the command line: %s", note)
+    elif cfg.get("ckpt_path"):
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        log.info("use_checkpoint_config=false: evaluating the config as composed")
     model_cfg = cfg.model
-    if ckpt is not None and cfg.get("use_checkpoint_config", True):
-        saved = (ckpt["ramlico"].get("config") or {}).get("model")
-        if saved:
-            model_cfg = OmegaConf.create(saved)
     cls = hydra.utils.get_class(model_cfg._target_)
     if ckpt is None and not getattr(cls, "eval_only", False):
         raise ValueError(
             f"{model_cfg._target_} is trained: pass ckpt_path=/path/to/last.ckpt to evaluate.py"
         )
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    if restored is not None:
+        check_label_space(restored, datamodule, getattr(cls, "open_vocabulary", True))
     model = hydra.utils.instantiate(model_cfg, _convert_="all")
     if ckpt is not None:
         model.on_load_checkpoint(ckpt)
@@ -82,4 +108,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         dataset = cfg.data.get("dataset") or cfg.data.get("source")
         where = f" on {dataset}" if dataset else ""
         Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))
+        path = write_metrics(
+            Path(cfg.paths.output_dir) / "metrics.json", metrics,
+            checkpoint=str(cfg.ckpt_path) if cfg.get("ckpt_path") else None,
+        )  # fmt: skip
+        log.info("metrics: %s", path)
     return metrics, dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)

@@ -41,12 +41,15 @@ __all__ = [
     "load_checkpoint",
     "load_trainable_weights",
     "restore_run",
+    "with_checkpoint_choices",
 ]
 
 log = get_logger(__name__)
 
 #: data keys that define the model's input: the checkpoint's unless use_checkpoint_config=false
 PREPROCESSING_KEYS = ("image_size", "mean", "std")
+#: config groups whose choice a checkpoint's run recorded and ``with_checkpoint_choices`` reuses
+RESTORED_GROUPS = ("experiment", "data", "model", "model/backbone")
 #: top-level config groups (an override ``data=custom`` selects a group, ``data.root=x`` a key)
 CONFIG_GROUPS = frozenset(
     p.name for p in (Path(__file__).resolve().parents[1] / "configs").iterdir() if p.is_dir()
@@ -179,31 +182,71 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def _parsed(overrides: Sequence[str]) -> tuple[set[str], dict[str, Any]]:
-    """(group overrides, key overrides ``{dotted key: override}``) of a command line."""
+def _parsed(overrides: Sequence[str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """(group overrides ``{group: choice}``, key overrides ``{dotted key: override}``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    groups, keys = set(), {}
+    groups, keys = {}, {}
     for o in OverridesParser.create().parse_overrides(list(overrides)):
         key = o.key_or_group
         if "/" in key or ("." not in key and key in CONFIG_GROUPS):
-            groups.add(key)
+            groups[key] = str(o.value())
         else:
             keys[key] = o
     return groups, keys
+
+
+def _changed_groups(overrides: dict[str, str], launch: dict[str, Any]) -> set[str]:
+    """Groups the command line sets to another choice than the checkpoint's run had."""
+    trained = dict(launch.get("choices") or {})
+    trained.setdefault("experiment", launch.get("experiment"))
+    return {g for g, choice in overrides.items() if trained.get(g) != choice}
+
+
+def with_checkpoint_choices(args: Sequence[str]) -> list[str]:
+    """``args`` plus the config groups of the run that wrote ``ckpt_path=...``.
+
+    The experiment, ``data``, ``model`` and ``model/backbone`` choices of that run are added
+    unless ``args`` choose them, so Hydra composes the evaluation with the same groups and every
+    ``data.<key>=`` / ``model.<key>=`` of those groups is a valid override (``evaluate.py``
+    calls this on its command line before composing). Nothing is added when ``args`` choose an
+    experiment (it defines the groups; :func:`restore_run` then checks it against the
+    checkpoint), with ``use_checkpoint_config=false``, or when the checkpoint cannot be read
+    (the task reports it).
+    """
+    args = list(args)
+    pairs = [a.split("=", 1) for a in args if "=" in a and not a.startswith("-")]
+    values = {k.lstrip("+~"): v for k, v in pairs}
+    if (
+        not values.get("ckpt_path") or "experiment" in values
+        or values.get("use_checkpoint_config", "").lower() in ("false", "0", "no", "off")
+    ):  # fmt: skip
+        return args
+    try:
+        launch = load_checkpoint(values["ckpt_path"])["ramlico"].get("launch") or {}
+    except (FileNotFoundError, ValueError, RuntimeError):
+        return args
+    choices = launch.get("choices") or {}
+    extra = [
+        f"{group}={choices[group]}"
+        for group in RESTORED_GROUPS
+        if choices.get(group) and group not in values
+    ]
+    return extra + args
 
 
 def _describe(experiment: str | None, target: str | None) -> str:
     return f"experiment={experiment} ({target})" if experiment else f"model {target}"
 
 
-def _check_method(path: Path, saved: dict, info: dict, cfg: DictConfig, groups: set[str]) -> None:
+def _check_method(
+    path: Path, saved: dict, info: dict, cfg: DictConfig, groups: set[str], requested: str | None
+) -> None:
     """A requested experiment / model group must name the checkpoint's."""
     if not ({"experiment", "model"} & groups):
         return
     saved_target = (saved.get("model") or {}).get("_target_")
     trained = (info.get("launch") or {}).get("experiment")
-    requested = _choice(cfg, "experiment") if "experiment" in groups else None
     target = cfg.model.get("_target_")
     if target != saved_target or (requested and trained and requested != trained):
         raise CheckpointMismatch(
@@ -293,8 +336,9 @@ def restore_run(
     info = ckpt["ramlico"]
     saved = info.get("config") or {}
     overrides = command_line_overrides(cfg) if overrides is None else list(overrides)
-    groups, keys = _parsed(overrides)
-    _check_method(path, saved, info, cfg, groups)
+    chosen, keys = _parsed(overrides)
+    groups = _changed_groups(chosen, info.get("launch") or {})
+    _check_method(path, saved, info, cfg, groups, chosen.get("experiment"))
     _check_preprocessing(path, saved, keys, cfg)
     notes: list[str] = []
     model = _plain(cfg.model) if "model" in groups else copy.deepcopy(saved.get("model") or {})

@@ -13,9 +13,11 @@ from rich.console import Console
 
 from ramlico.callbacks import load_ema_average
 from ramlico.cli.checkpoint import check_label_space, load_checkpoint, restore_run
+from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
 from ramlico.cli.runlog import quiet_third_party, write_metrics
+from ramlico.cli.wrapper import task_wrapper
 from ramlico.utils import get_logger
 
 __all__ = ["evaluate"]
@@ -43,25 +45,29 @@ def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
     )  # fmt: skip
 
 
+@task_wrapper
 def evaluate(
-    cfg: DictConfig, overrides: Sequence[str] | None = None
+    cfg: DictConfig, objects: dict[str, Any], overrides: Sequence[str] | None = None
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Evaluate on every test split of the datamodule (ZSL and GZSL, or closed-set); print and log
     the metrics and write ``<run folder>/metrics.json``.
 
-    With ``ckpt_path`` the run is restored from the checkpoint (:func:`ramlico.cli.checkpoint.
-    restore_run`): the model, the data (label space, files, image size, mean/std) and the
-    trainable weights; ``overrides`` (default: the command line) name what is taken from ``cfg``
-    instead, and a requested experiment, method, label split or preprocessing that contradicts
-    the checkpoint is an error. ``use_checkpoint_config=false`` evaluates ``cfg`` as composed
-    (weights from the checkpoint). Training-free methods need no checkpoint.
+    Called as ``evaluate(cfg)`` or ``evaluate(cfg, overrides=[...])`` (see
+    :func:`ramlico.cli.wrapper.task_wrapper`). With ``ckpt_path`` the run is restored from the
+    checkpoint (:func:`ramlico.cli.checkpoint.restore_run`): the model, the data (label space,
+    files, image size, mean/std) and the trainable weights; ``overrides`` (default: the command
+    line) name what is taken from ``cfg`` instead, and a requested experiment, method, label split
+    or preprocessing that contradicts the checkpoint is an error. ``use_checkpoint_config=false``
+    evaluates ``cfg`` as composed (weights from the checkpoint). Training-free methods need no
+    checkpoint. Every logger receives the resolved config as its hyper-parameters.
     """
+    objects["cfg"] = cfg
     with quiet_third_party():
-        return _evaluate(cfg, overrides)
+        return _evaluate(cfg, objects, overrides)
 
 
 def _evaluate(
-    cfg: DictConfig, overrides: Sequence[str] | None
+    cfg: DictConfig, objects: dict[str, Any], overrides: Sequence[str] | None
 ) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -86,19 +92,22 @@ def _evaluate(
         raise ValueError(
             f"{model_cfg._target_} is trained: pass ckpt_path=/path/to/last.ckpt to evaluate.py"
         )
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule = objects["datamodule"] = hydra.utils.instantiate(cfg.data, _convert_="all")
     if restored is not None:
         check_label_space(restored, datamodule, getattr(cls, "open_vocabulary", True))
-    model = hydra.utils.instantiate(model_cfg, _convert_="all")
+    model = objects["model"] = hydra.utils.instantiate(model_cfg, _convert_="all")
     if ckpt is not None:
         model.on_load_checkpoint(ckpt)
         model.load_state_dict(ckpt["state_dict"], strict=False)
         if load_ema_average(model, ckpt, cfg.get("ema")):
             log.info("evaluating the EMA average of the checkpoint's weights (ema=false: live)")
     model.run_config = resolved_config(cfg)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = objects["callbacks"] = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = objects["loggers"] = instantiate_loggers(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    objects["trainer"] = trainer
+    params = hyperparameters(model.run_config, model)
+    log_hyperparameters(trainer.loggers, params)
     trainer.test(model=model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if (cfg.get("eval") or {}).get("saliency"):
@@ -116,4 +125,6 @@ def _evaluate(
             checkpoint=str(cfg.ckpt_path) if cfg.get("ckpt_path") else None,
         )  # fmt: skip
         log.info("metrics: %s", path)
-    return metrics, dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)
+    log_hparams_metrics(trainer.loggers, params, metrics)
+    objects["cfg"] = cfg  # the restored config
+    return metrics, objects

@@ -26,6 +26,7 @@ import lightning as L
 from lightning.pytorch import Callback
 
 from ramlico.utils import get_logger
+from ramlico.utils.logging import stdlib_logger
 
 __all__ = ["EpochSummary", "quiet_third_party", "write_metrics"]
 
@@ -60,9 +61,9 @@ class _DropOpenClipInfo(logging.Filter):
 def quiet_third_party() -> Iterator[None]:
     """Within the block: no open_clip info lines, no Lightning info lines (hardware, tips), and
     the :data:`HARMLESS_WARNINGS` ignored. Restores everything on exit."""
-    root = logging.getLogger()
-    lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    fabric_info = logging.getLogger("lightning.fabric.utilities.rank_zero")
+    root = stdlib_logger()
+    lightning_info = stdlib_logger("lightning.pytorch.utilities.rank_zero")
+    fabric_info = stdlib_logger("lightning.fabric.utilities.rank_zero")
     levels = [(lg, lg.level) for lg in (lightning_info, fabric_info)]
     drop = _DropOpenClipInfo()
     root.addFilter(drop)

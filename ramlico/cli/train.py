@@ -16,10 +16,13 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
 from ramlico.cli.checkpoint import launch_info, load_trainable_weights
+from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
 from ramlico.cli.runlog import quiet_third_party, write_metrics
+from ramlico.cli.wrapper import task_wrapper
 from ramlico.utils import get_logger
+from ramlico.utils.logging import stdlib_logger
 
 __all__ = ["select_metric", "train"]
 
@@ -99,8 +102,8 @@ def _resume_in_original_folder(cfg: DictConfig, stack: ExitStack) -> Path | None
         f.write(f"{stamp} resumed from {ckpt.name}; session folder {session.resolve()}\n")
     handler = logging.FileHandler(original / "train.log")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    logging.getLogger().addHandler(handler)
-    stack.callback(logging.getLogger().removeHandler, handler)
+    stdlib_logger().addHandler(handler)
+    stack.callback(stdlib_logger().removeHandler, handler)
     stack.callback(handler.close)
     log.info("resuming %s in its own folder %s (this session: %s)", ckpt.name, original, session)
     return original
@@ -145,43 +148,51 @@ def _report_checkpoints(trainer: L.Trainer, metric: str | None) -> str:
     return best or last
 
 
-def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+@task_wrapper
+def train(cfg: DictConfig, objects: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Instantiate data, model, callbacks, loggers and Trainer; fit; test the best checkpoint.
 
-    The best checkpoint is chosen on ``optimized_metric`` (a validation metric; default
-    ``val/<split>/mAP`` or ``top1``) when the data has a validation split, else it is the last.
-    The run folder, the checkpoint paths and ``<run folder>/metrics.json`` are logged.
+    Called as ``train(cfg)`` (:func:`ramlico.cli.wrapper.task_wrapper` supplies ``objects`` and
+    closes the loggers if anything fails). Every logger receives the resolved config as its
+    hyper-parameters. The best checkpoint is chosen on ``optimized_metric`` (a validation metric;
+    default ``val/<split>/mAP`` or ``top1``) when the data has a validation split, else it is the
+    last. The run folder, the checkpoint paths and ``<run folder>/metrics.json`` are logged.
 
     Returns:
         ``(metrics, objects)``: the Trainer's callback metrics (train, val and test; the value of
         ``optimized_metric`` is the best checkpoint's) and the objects built (``cfg``,
-        ``datamodule``, ``model``, ``trainer``).
+        ``datamodule``, ``model``, ``callbacks``, ``loggers``, ``trainer``).
     """
+    objects["cfg"] = cfg
     _refuse_eval_only(cfg)
     with ExitStack() as stack:
         stack.enter_context(quiet_third_party())
-        return _train(cfg, stack)
+        return _train(cfg, objects, stack)
 
 
-def _train(cfg: DictConfig, stack: ExitStack) -> tuple[dict[str, Any], dict[str, Any]]:
+def _train(
+    cfg: DictConfig, objects: dict[str, Any], stack: ExitStack
+) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     _resume_in_original_folder(cfg, stack)
     log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
     log.info("building datamodule <%s>", cfg.data._target_)
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule = objects["datamodule"] = hydra.utils.instantiate(cfg.data, _convert_="all")
     metric = _model_selection(cfg, datamodule)
     log.info("building model <%s>", cfg.model._target_)
-    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    model = objects["model"] = hydra.utils.instantiate(cfg.model, _convert_="all")
     model.run_config = resolved_config(cfg)
     model.launch = launch_info(cfg)
     if cfg.get("init_ckpt"):
         missing = load_trainable_weights(model, cfg.init_ckpt)
         log.info("initialised from %s (kept fresh: %s)", cfg.init_ckpt, missing or "none")
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = objects["callbacks"] = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = objects["loggers"] = instantiate_loggers(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    objects = dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)
+    objects["trainer"] = trainer
+    params = hyperparameters(model.run_config, model)
+    log_hyperparameters(trainer.loggers, params)
     metrics: dict[str, Any] = {}
     best = ""
     if cfg.get("train", True):
@@ -201,6 +212,7 @@ def _train(cfg: DictConfig, stack: ExitStack) -> tuple[dict[str, Any], dict[str,
             title = f"{type(model).__name__} ({Path(best).name if best else 'final weights'})"
             Console().print(results_table({k: float(v) for k, v in metrics.items()}, title))
     values = {k: float(v) for k, v in metrics.items()}
+    log_hparams_metrics(trainer.loggers, params, values)
     if trainer.is_global_zero:
         path = write_metrics(
             Path(cfg.paths.output_dir) / "metrics.json", values, checkpoint=best or None,

@@ -26,7 +26,6 @@ ImageFolder and generated images are decoded once before training (``check_image
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +46,7 @@ from ramlico.data.classification import (
 )
 from ramlico.data.records import Record
 from ramlico.data.sampling import ResumableTrainData, sample_seed
+from ramlico.utils import get_logger
 
 __all__ = [
     "DATASET_STATS",
@@ -55,7 +55,7 @@ __all__ = [
     "build_supervised_transform",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 SOURCES = ("generated", "folder", "cifar10", "cifar100", "svhn")
 PRESETS = ("cifar", "svhn", "imagenet", "basic", "none")
 SVHN_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -95,6 +95,9 @@ class RamlicoModule(L.LightningModule, ABC):
         splits = list(dict.fromkeys([*self.eval_splits, *self.val_splits]))
         self.label_names = {s: list(dm.label_names(s)) for s in ["train", *splits]}
         self.task = getattr(dm, "task", "multilabel")
+        transform = self.eval_transform()
+        if transform is not None and hasattr(dm, "set_transform"):
+            dm.set_transform(transform)  # the model's own preprocessing (zero-shot methods)
         for split in splits:
             if split not in self.metrics:
                 self.metrics[split] = self._make_metric(split)
@@ -111,6 +114,12 @@ class RamlicoModule(L.LightningModule, ABC):
 
     def on_label_sets_ready(self) -> None:
         """Hook: the label names of every split are known (build text classifiers here)."""
+
+    def eval_transform(self) -> Any:
+        """The model's own evaluation preprocessing (decoded PIL image -> model input), or
+        ``None`` to keep the datamodule's. Datamodules with ``set_transform`` (single-label
+        classification) adopt it in :meth:`setup`; zero-shot methods return their backbone's."""
+        return None
 
     @abstractmethod
     def predict_scores(self, images: Tensor, split: str) -> Tensor:

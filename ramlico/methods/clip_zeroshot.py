@@ -8,6 +8,7 @@ text embeddings of label ``c`` under the prompt templates (open_clip's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,10 @@ class CLIPZeroShot(RamlicoModule):
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
         self.text = TextClassifierCache(backbone, templates)
+
+    def eval_transform(self) -> Any:
+        """The backbone's own preprocessing (adopted by single-label classification data)."""
+        return self.backbone.preprocess()
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         image = F.normalize(self.backbone.embed_image(images), dim=-1)

@@ -33,3 +33,13 @@ def _image_check_cache(tmp_path_factory):
         os.environ.pop("RAMLICO_CACHE_DIR", None)
     else:
         os.environ["RAMLICO_CACHE_DIR"] = old
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: skipped (with the reason) where there is none."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu); none is available here")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

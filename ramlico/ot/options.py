@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ramlico.ot.fast import FAST_MODES
 from ramlico.ot.stopping import STOP_METRICS, STOP_RULES
 from ramlico.utils.options import Options
 
@@ -36,6 +37,8 @@ class SolverOptions(Options):
         stop_metric: one of ``ramlico.ot.stopping.STOP_METRICS``.
         stop_rule: ``"per_problem"`` | ``"all"`` | ``"batch_mean"``.
         check_every: iterations between host checks of the stop rule; ``None`` = never sync.
+        fast: the fixed-iteration fast path, ``"auto"`` | ``"off"`` | ``"graph"`` |
+            ``"compile"`` (``ramlico.ot.fast``; ``"auto"`` = a CUDA graph for ``tol=None``).
 
     Raises:
         ValueError: an out-of-range value or an unknown choice (named, with the allowed ones).
@@ -50,6 +53,7 @@ class SolverOptions(Options):
     stop_metric: str = "scaling_l1_mean"
     stop_rule: str = "per_problem"
     check_every: int | None = 10
+    fast: str = "auto"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.reg, (int, float)) and math.isfinite(self.reg) and self.reg > 0):
@@ -68,6 +72,7 @@ class SolverOptions(Options):
             ("order", _ORDERS),
             ("stop_metric", STOP_METRICS),
             ("stop_rule", STOP_RULES),
+            ("fast", FAST_MODES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -85,4 +90,5 @@ class SolverOptions(Options):
             stop_metric=self.stop_metric,
             stop_rule=self.stop_rule,
             check_every=self.check_every,
+            fast=self.fast,
         )

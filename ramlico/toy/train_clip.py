@@ -12,8 +12,9 @@ captions and temperature: CLIP's, on the class-token embedding, and ``local_weig
 FILIP-style one (Yao et al., 2022) on the best-matching patch, ``max_n cos(z_n, t)`` with
 ``z_n`` the projected patch tokens, so that patch tokens carry local meaning, the property of
 large CLIPs that RAM's regions, MaskCLIP-style patch similarity and the pointing game rely on
-(a 4-block CLIP trained for minutes does not acquire it from the global term alone). AdamW, linear warm-up then cosine
-decay, learnable temperature (CLIP's init 0.07, logit scale capped at 100).
+(a 4-block CLIP trained for minutes does not acquire it from the global term alone). AdamW,
+linear warm-up then cosine decay, learnable temperature (CLIP's init 0.07, logit scale capped at
+100).
 
 While training, the token table holds only the ~100 tokens the toy world's captions use (the
 other rows of the 49,408-token BPE table get no gradient); the exported model has the full
@@ -41,8 +42,8 @@ from pathlib import Path
 
 import open_clip
 import torch
-from safetensors.torch import save_file
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import nn
 
 from ramlico.backbones import CLIPBackbone

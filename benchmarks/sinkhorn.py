@@ -5,7 +5,7 @@ problems, so the times compare the cost of an iteration. For each case the scrip
 median wall time over ``--repeats`` runs, the iteration count and the ratio of every baseline's
 time to the engine's (``> 1`` = the engine is faster), and writes all figures to JSON.
 
-Cases are the four methods' problem sizes from spec/sinkhorn.md (section 3.5). On CPU the
+Cases are the four methods' problem sizes (docs/sinkhorn.md, "Problem sizes"). On CPU the
 LaZSL and OTFusion cases are large; ``--quick`` shrinks them (and says so in the table).
 
 Usage::

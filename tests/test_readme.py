@@ -181,3 +181,32 @@ def test_readme_demo_numbers_match_a_fresh_run(index, tmp_path):
     block = doc_numbers.parse(README)[index]
     values = doc_numbers.run_block(block, tmp_path, log=lambda *_: None)
     assert doc_numbers.compare(block, values) == []
+
+
+# ------------------------------------------------------------------ self-contained docs
+OUTSIDE = re.compile(
+    r"spec/|\.\./shared|/work/shared|\bspec [a-z_]+\.md"
+    r"|\b(?:ram|lico|lazsl|otfusion|sinkhorn|metrics)\.md (?:section|§|\d)"
+)
+
+
+def test_docs_and_code_cite_nothing_outside_the_repository():
+    files = [README, *(ROOT / "docs").glob("*.md")]
+    for folder in ("ramlico", "tests", "benchmarks", "tools"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".yaml", ".md")]
+    cited = []
+    for path in files:
+        for n, line in enumerate(path.read_text().splitlines(), start=1):
+            if OUTSIDE.search(line) and path.name != "test_readme.py":
+                cited.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:80]}")
+    assert cited == []
+
+
+def test_every_relative_link_of_the_docs_exists():
+    missing = []
+    for path in [README, *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
+            if not target.startswith(("http://", "https://", "mailto:")):
+                if not (path.parent / target).exists():
+                    missing.append(f"{path.name}: {target}")
+    assert missing == []

@@ -112,7 +112,7 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         allow_empty_labels: custom files: keep rows with an empty label cell as images without
             any positive label (default: an error that names the rows).
         train_shuffle: ``"epoch"`` reshuffle every epoch, ``"once"`` one seeded shuffle then fixed
-            order (RAM parity, ram.md 10.2), ``"none"`` file order.
+            order (RAM parity, docs/ram.md), ``"none"`` file order.
         exclude_unseen_from_train: drop training images that carry any unseen label (counted).
         val_max_images: validation uses at most this many evenly spaced images per split.
         seed: seed of the training order (``"epoch"``: one permutation per epoch from (seed,

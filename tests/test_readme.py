@@ -185,7 +185,7 @@ def test_readme_demo_numbers_match_a_fresh_run(index, tmp_path):
 
 # ------------------------------------------------------------------ self-contained docs
 OUTSIDE = re.compile(
-    r"spec/|\.\./shared|/work/shared|\bspec [a-z_]+\.md"
+    r"spec/|\.\./shared|/work/shared|\bspec [a-z_]+\.md|\bspec \d|\(spec |spec \[D\]"
     r"|\b(?:ram|lico|lazsl|otfusion|sinkhorn|metrics)\.md (?:section|§|\d)"
 )
 

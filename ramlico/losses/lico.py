@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ramlico.ot import sinkhorn, squared_euclidean_cost
+from ramlico.ot import SolverOptions, sinkhorn, squared_euclidean_cost
 
 __all__ = [
+    "LICO_SOLVER",
     "ManifoldMatchingLoss",
     "clamped_euclidean_distance",
     "manifold_matching_loss",
@@ -27,6 +28,11 @@ Tensor = torch.Tensor
 DIST_SQ_FLOOR = 1e-4  # [C]: sqrt(max(d^2, 1e-4)) keeps sqrt differentiable on the diagonal
 TAU_FLOOR = 1e-2  # spec 3.5: tau clamped >= 0.01 in the forward pass
 OT_GRADS = ("envelope", "unrolled")
+#: LICO's Sinkhorn settings (spec 3.6): eps 0.1, at most 100 iterations, and, when ``tol`` is set,
+#: LICO's own stop rule (the batch mean of the row potential's L1 change, all problems together).
+LICO_SOLVER = SolverOptions(
+    reg=0.1, max_iter=100, tol=None, stop_metric="potential_l1_sum", stop_rule="batch_mean"
+)
 
 
 def clamped_euclidean_distance(x: Tensor) -> Tensor:
@@ -91,9 +97,7 @@ def plan_entropy(plan: Tensor) -> Tensor:
 def ot_alignment_loss(
     feature_maps: Tensor,
     prompt_maps: Tensor,
-    reg: float = 0.1,
-    max_iter: int = 100,
-    tol: float | None = None,
+    solver: SolverOptions = LICO_SOLVER,
     grad: str = "envelope",
 ) -> tuple[Tensor, Tensor]:
     """LICO's OT loss between the feature-map channels and the mapped prompt features.
@@ -112,12 +116,11 @@ def ot_alignment_loss(
     Args:
         feature_maps: ``(B, N, d')`` image feature maps (N channels over d' positions).
         prompt_maps: ``(B, M, d')`` mapped prompt features of each image's class.
-        reg: entropic regulariser (LICO code: 0.1).
-        max_iter: Sinkhorn iterations (exactly this many when ``tol`` is None).
-        tol: LICO's own stop rule (spec 3.6): stop all problems of the batch once the batch
-            mean of ``sum_n |f_new,n - f_old,n|`` (row potential in cost units) is below
-            ``tol`` (reference 1e-3), at most ``max_iter`` iterations; missing it is not
-            reported (no warning per training step).
+        solver: the Sinkhorn settings (:data:`LICO_SOLVER`: ``reg`` 0.1 as in LICO's code;
+            ``max_iter`` 100, all of them when ``tol`` is None; with ``tol`` (reference 1e-3)
+            LICO's own stop rule: stop all problems of the batch once the batch mean of
+            ``sum_n |f_new,n - f_old,n|`` (row potential in cost units) is below ``tol``).
+            Missing ``tol`` is not reported (no warning per training step).
         grad: ``"envelope"`` or ``"unrolled"``.
     Returns:
         ``(loss, plan)``: scalar loss and the detached ``(B, N, M)`` plans (fp32).
@@ -144,12 +147,11 @@ def ot_alignment_loss(
         f_hat = F.normalize(feature_maps.float(), dim=-1)
         g_hat = F.normalize(prompt_maps.float(), dim=-1)
         cost = squared_euclidean_cost(f_hat, g_hat)  # (B, N, M), differentiable
-        opts = dict(max_iter=max_iter, tol=tol, stop_metric="potential_l1_sum",
-                    stop_rule="batch_mean", warn=False)  # fmt: skip
+        opts = dict(solver.solve_kwargs(), warn=False)
         if grad == "envelope":
-            plan = sinkhorn(cost.detach(), None, None, reg, **opts).plan
+            plan = sinkhorn(cost.detach(), None, None, solver.reg, **opts).plan
         else:
-            plan = sinkhorn(cost, None, None, reg, grad="unrolled", **opts).plan
+            plan = sinkhorn(cost, None, None, solver.reg, grad="unrolled", **opts).plan
         loss = (plan * cost).sum((-2, -1)).mean()
     return loss, plan.detach()
 

@@ -23,7 +23,7 @@ the original images may pass normalised ``(B, 3, H, W)`` tensors; crops then com
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,11 @@ from ramlico.backbones import CLIPBackbone
 from ramlico.data.classification import decode_image
 from ramlico.data.preprocess import ImagePreprocess
 from ramlico.methods.base import RamlicoModule
+from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import all_gather_objects
 from ramlico.zeroshot import (
+    LAZSL_SOLVER,
     clip_scores,
     dclip_scores,
     descriptor_texts,
@@ -91,7 +93,10 @@ class LaZSL(RamlicoModule):
             a bundled file (``generated_shapes``).
         num_crops: crops per image (90).
         crop_scale: crop side range as a fraction of the short side.
-        theta, reg, max_iter, tol: LaZSL's hybrid weight and Sinkhorn settings.
+        theta: LaZSL's hybrid weight.
+        solver: the Sinkhorn settings (:class:`ramlico.ot.SolverOptions`, ``model.solver``);
+            default :data:`ramlico.zeroshot.LAZSL_SOLVER` (reference: ``reg`` 0.1, 100
+            iterations, ``tol`` 1e-2 per problem); a mapping changes only the fields it names.
         prefix, suffix: descriptor sentence template (see ``descriptor_texts``).
         crop_mode: ``"pil"`` (default; the reference's PIL crop + preprocess of the original image,
             in the loader workers) or ``"tensor"`` (bicubic antialiased resized crops of the
@@ -125,9 +130,7 @@ class LaZSL(RamlicoModule):
         num_crops: int = 90,
         crop_scale: Sequence[float] = (0.6, 0.9),
         theta: float = 0.8,
-        reg: float = 0.1,
-        max_iter: int = 100,
-        tol: float | None = 1e-2,
+        solver: SolverOptions | Mapping[str, Any] | None = None,
         prefix: str = "",
         suffix: str = "",
         crop_mode: str = "pil",
@@ -155,8 +158,10 @@ class LaZSL(RamlicoModule):
             raise ValueError(f"model.templates need one '{{}}' each, got {list(templates)}")
         if crop_mode not in CROP_MODES:
             raise ValueError(f"model.crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
-        self.save_hyperparameters(ignore=["backbone"], logger=False)
+        # built objects stay out of the hyper-parameters; the run config keeps the settings
+        self.save_hyperparameters(ignore=["backbone", "solver"], logger=False)
         self.backbone = backbone
+        self.solver = SolverOptions.build(solver, LAZSL_SOLVER)
         self.descriptors = load_descriptors(resolve_descriptors_file(descriptors_file))
         self.words = load_word_list(waffle_word_list) if waffle_word_list else None
         self._desc_cache: dict[str, tuple[Tensor, Tensor]] = {}
@@ -261,10 +266,8 @@ class LaZSL(RamlicoModule):
             if idx >= hp.explain_images:
                 continue
             k = int(scores[b].argmax())
-            ex = explain(
-                glob[b], crops[b], desc, mask, k, theta=hp.theta, reg=hp.reg,
-                max_iter=hp.max_iter, tol=hp.tol, warn=False,
-            )  # fmt: skip
+            ex = explain(glob[b], crops[b], desc, mask, k, theta=hp.theta, solver=self.solver,
+                         warn=False)  # fmt: skip
             top_d = ex.per_descriptor.argsort(descending=True)[: hp.explain_top].tolist()
             top_c = ex.per_crop.argsort(descending=True)[: hp.explain_top].tolist()
             if hp.explain_png:
@@ -400,8 +403,7 @@ class LaZSL(RamlicoModule):
             desc, mask = self.descriptor_embeddings(split)
             scores = lazsl_scores(
                 global_feat, crop_feat, desc.to(global_feat.dtype), mask, theta=hp.theta,
-                reg=hp.reg, max_iter=hp.max_iter, tol=hp.tol, class_chunk=hp.class_chunk,
-                warn=False,
+                solver=self.solver, class_chunk=hp.class_chunk, warn=False,
             )  # fmt: skip
             wanted = hp.explain_images and int(index.min()) < hp.explain_images
             inputs = self._explain_inputs(images, index) if wanted else None

@@ -14,8 +14,9 @@ both the global and the plan-weighted local logits are trained with the MMC loss
     score    = (softmax_C(s_glb) + softmax_C(s_loc)) / 2                     (inference, no teacher)
 
 Trainable: TSS adapters and temperatures (AdamW), visual and text prompts (SGD), one optimiser
-factory per group, stepped as one :class:`CombinedOptimizer`; RAM's warm-up + cosine schedule is a
-``LambdaLR`` stepped once per epoch (:func:`ramlico.utils.schedule.warmup_cosine_scheduler`).
+factory per group, stepped as one :class:`CombinedOptimizer`; RAM's warm-up + cosine schedule is
+timm's ``CosineLRScheduler`` stepped once per epoch (:func:`ramlico.utils.schedule.
+warmup_cosine_scheduler`).
 """
 
 from __future__ import annotations

@@ -91,9 +91,6 @@ class LogDomain:
         m = mask.unsqueeze(-1)
         return LogState(torch.where(m, new.f, old.f), torch.where(m, new.g, old.g))
 
-    def plan(self, s: LogState) -> Tensor:
-        return torch.exp(self.p.log_kernel + s.f.unsqueeze(-1) + s.g.unsqueeze(-2))
-
 
 class ScalingDomain:
     """Stabilised scaling-domain Sinkhorn half-steps with absorption (see module docstring).
@@ -186,9 +183,6 @@ class ScalingDomain:
     def where(self, mask: Tensor, new: ScalingState, old: ScalingState) -> ScalingState:
         m = mask.unsqueeze(-1)
         return new._replace(u=torch.where(m, new.u, old.u), v=torch.where(m, new.v, old.v))
-
-    def plan(self, s: ScalingState) -> Tensor:
-        return s.kernel * s.u.unsqueeze(-1) * s.v.unsqueeze(-2)
 
     def out_of_range(self, s: ScalingState) -> Tensor:
         """``(*batch,)`` bool: a positive-mass scaling is non-finite or outside ``[1/big, big]``."""

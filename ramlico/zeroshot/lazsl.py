@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from ramlico.ot import OTResult, sinkhorn
+from ramlico.ot import OTResult, SolverOptions, sinkhorn
 
 __all__ = [
+    "LAZSL_SOLVER",
     "LaZSLExplanation",
     "clip_scores",
     "crop_heatmap",
@@ -40,6 +40,12 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
+#: LaZSL's Sinkhorn settings (spec/sinkhorn.md section 10; reference ``OP.py``): eps 0.1, rows
+#: first, at most 100 iterations, each problem stops when ``mean_i |u_new - u_old| < 1e-2``.
+LAZSL_SOLVER = SolverOptions(
+    reg=0.1, max_iter=100, tol=1e-2, order="rows_first", stop_metric="scaling_l1_mean",
+    stop_rule="per_problem",
+)  # fmt: skip
 
 
 def sample_crops(
@@ -155,20 +161,18 @@ def _row_marginal(global_feat: Tensor, crop_feats: Tensor, vision_selection: boo
 
 
 def _solve(
-    sim: Tensor, log_a: Tensor, log_b: Tensor, reg: float, output: str, **opts: Any
+    sim: Tensor, log_a: Tensor, log_b: Tensor, solver: SolverOptions, output: str, warn: bool
 ) -> OTResult:
-    """The LaZSL engine preset (spec/sinkhorn.md section 10): one call for all problems."""
+    """All problems in one engine call, cost ``1 - S*`` as the log-kernel ``(S* - 1) / reg``."""
     return sinkhorn(
         None,
-        log_kernel=(sim - 1.0) / reg,
+        log_kernel=(sim - 1.0) / solver.reg,
         log_a=log_a,
         log_b=log_b,
-        order="rows_first",
-        stop_metric="scaling_l1_mean",
-        stop_rule="per_problem",
         output=output,
         contract_with=sim if output == "contract" else None,
-        **opts,
+        warn=warn,
+        **solver.solve_kwargs(),
     )
 
 
@@ -179,9 +183,7 @@ def lazsl_scores(
     desc_mask: Tensor,
     *,
     theta: float = 0.8,
-    reg: float = 0.1,
-    max_iter: int = 100,
-    tol: float | None = 1e-2,
+    solver: SolverOptions = LAZSL_SOLVER,
     vision_selection: bool = True,
     class_chunk: int | None = None,
     warn: bool = True,
@@ -189,10 +191,11 @@ def lazsl_scores(
     """LaZSL class scores ``psi (B, K)`` for every (image, class) pair (LaZSL Eq. 15).
 
     Problem per (b, k): ``min_T <T, 1 - S*> - reg H(T)``, ``T 1 = r*_b``, ``T^T 1 = 1/M_k`` on
-    real descriptors; score ``psi_bk = sum_ij T_ij S*_ij``. Stopping follows the reference: per
-    problem, after each (row, column) iteration, ``mean_i |u_new - u_old| < tol``, at most
-    ``max_iter`` iterations (``tol=None``: exactly ``max_iter``). Math runs in fp32 (fp64 stays
-    fp64); ``class_chunk`` changes the scores only by rounding.
+    real descriptors; score ``psi_bk = sum_ij T_ij S*_ij``. Stopping (:data:`LAZSL_SOLVER`)
+    follows the reference: per problem, after each (row, column) iteration,
+    ``mean_i |u_new - u_old| < tol``, at most ``max_iter`` iterations (``tol=None``: exactly
+    ``max_iter``). Math runs in fp32 (fp64 stays fp64); ``class_chunk`` changes the scores only
+    by rounding.
 
     Args:
         global_feat: ``(B, D)`` normalised global-view embeddings.
@@ -200,8 +203,9 @@ def lazsl_scores(
         desc_feats: ``(K, M_max, D)`` normalised descriptor embeddings (padding arbitrary).
         desc_mask: ``(K, M_max)`` bool, True on real descriptors.
         theta: hybrid weight (``1`` = no global term, the "hybrid off" ablation).
-        reg: entropic regulariser ``eps``.
-        max_iter, tol: Sinkhorn limits (reference: 100, 1e-2).
+        solver: the Sinkhorn settings (:class:`ramlico.ot.SolverOptions`): ``reg`` is the
+            entropic regulariser ``eps``; default :data:`LAZSL_SOLVER` (reference: 0.1, 100
+            iterations, tol 1e-2).
         vision_selection: ``False`` = uniform row marginal (ablation).
         class_chunk: classes per engine call. ``None`` = all ``K`` in one call; memory is about
             4 tensors of ``B*K*N*M_max`` floats, so chunk for large ``B*K`` (e.g. 128 for ImageNet
@@ -227,16 +231,7 @@ def lazsl_scores(
     for start in range(0, k, step):
         sl = slice(start, start + step)
         sim = hybrid_similarity(global_feat, crop_feats, desc_feats[sl], theta=theta)
-        res = _solve(
-            sim,
-            log_a,
-            log_b[sl].unsqueeze(0),
-            reg,
-            "contract",
-            max_iter=max_iter,
-            tol=tol,
-            warn=warn,
-        )
+        res = _solve(sim, log_a, log_b[sl].unsqueeze(0), solver, "contract", warn)
         out.append(res.contraction)
     return torch.cat(out, dim=1)
 
@@ -270,9 +265,7 @@ def explain(
     class_index: int,
     *,
     theta: float = 0.8,
-    reg: float = 0.1,
-    max_iter: int = 100,
-    tol: float | None = 1e-2,
+    solver: SolverOptions = LAZSL_SOLVER,
     vision_selection: bool = True,
     warn: bool = True,
 ) -> LaZSLExplanation:
@@ -304,16 +297,7 @@ def explain(
     a = _row_marginal(g, p, vision_selection)
     log_b = q.new_full(q.shape[:2], -math.log(q.shape[1]))
     sim = hybrid_similarity(g, p, q, theta=theta)
-    res = _solve(
-        sim,
-        a.log().unsqueeze(1),
-        log_b.unsqueeze(0),
-        reg,
-        "plan",
-        max_iter=max_iter,
-        tol=tol,
-        warn=warn,
-    )
+    res = _solve(sim, a.log().unsqueeze(1), log_b.unsqueeze(0), solver, "plan", warn)
     plan, sim = res.plan[0, 0], sim[0, 0]
     weighted = plan * sim
     return LaZSLExplanation(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from ramlico.zeroshot.lazsl import (
+    LAZSL_SOLVER,
     clip_scores,
     crop_heatmap,
     dclip_scores,
@@ -84,13 +87,12 @@ def reference_scores(g, p, q, mask, **kw):
 def test_batched_scores_match_reference_loop(feats, kw):
     g, p, q, mask = feats
     expected = reference_scores(g, p, q, mask, **kw)
-    opts = {
-        "theta": kw.get("theta", 0.8),
-        "reg": kw.get("eps", 0.1),
-        "max_iter": kw.get("max_iter", 100),
-        "tol": kw.get("tol", 1e-2),
-        "vision_selection": kw.get("select", True),
-    }
+    solver = replace(
+        LAZSL_SOLVER, reg=kw.get("eps", 0.1), max_iter=kw.get("max_iter", 100),
+        tol=kw.get("tol", 1e-2),
+    )  # fmt: skip
+    opts = {"theta": kw.get("theta", 0.8), "solver": solver,
+            "vision_selection": kw.get("select", True)}  # fmt: skip
     got = lazsl_scores(g, p, q, mask, **opts)
     assert got.shape == (3, 5) and got.dtype == DTYPE
     torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)

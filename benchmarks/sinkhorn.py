@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import platform
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -116,7 +117,8 @@ def implementations(
     impls: dict[str, Callable] = {"ramlico": engine, "ramlico (log)": engine_log}
     if fast and device is not None and device.type == "cuda":
         impls["ramlico (graph)"] = functools.partial(engine, mode="graph")
-    if fast:
+    cxx = any(shutil.which(c) for c in ("g++", "c++", "clang++"))  # inductor's CPU backend
+    if fast and (cxx or (device is not None and device.type == "cuda")):
         impls["ramlico (compiled)"] = functools.partial(engine, mode="compile")
     impls["plain log loop"] = lambda c, a, b: plain_log_loop(c, a, b, case.reg, case.iters)
     n_problems = 1

@@ -18,6 +18,7 @@ prefix with the student and only re-runs the adapted blocks without prompts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +29,7 @@ from ramlico.modules.layers import LayerSpec, resolve_layers
 from ramlico.modules.saa import self_aware_attention
 from ramlico.modules.tss import TextGuidedSpatialSelection
 
-__all__ = ["LadderLocalAdapter", "LadderOutput"]
+__all__ = ["LadderLocalAdapter", "LadderOutput", "saa_streams"]
 
 Tensor = torch.Tensor
 
@@ -222,10 +223,22 @@ class LadderLocalAdapter(nn.Module):
 
     def _run_prefix(self, visual: nn.Module, x0: Tensor, stop: int) -> tuple[Tensor, Tensor]:
         """Frozen blocks ``0 .. stop-1`` (no adapters there): ``(x^(stop), r^(stop))``."""
-        blocks = visual.transformer.resblocks
-        x, r = x0, x0
-        for i in range(stop):
-            x, h = self.block(blocks[i], x)
-            if i in self.saa_layers:
-                r = r + self_aware_attention(h, blocks[i].attn)
-        return x, r
+        return saa_streams(visual, x0, stop, self.saa_layers)
+
+
+def saa_streams(
+    visual: nn.Module, x0: Tensor, stop: int, saa_layers: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """Blocks ``0 .. stop-1`` of the plain tower: main stream ``x`` and SAA side stream ``r``.
+
+    ``x^(l+1) = Block_l(x^(l))``, ``r^(l+1) = r^(l) + [l in saa_layers] SAA_l(LN1_l(x^(l)))``,
+    ``r^(0) = x^(0) = x0`` ``(B, 1+N, W)`` (:meth:`LadderLocalAdapter.embed`). Differentiable
+    (the ladder calls it under ``no_grad``; the toy CLIP's training reads ``r``).
+    """
+    blocks = visual.transformer.resblocks
+    x, r = x0, x0
+    for i in range(stop):
+        x, h = LadderLocalAdapter.block(blocks[i], x)
+        if i in saa_layers:
+            r = r + self_aware_attention(h, blocks[i].attn)
+    return x, r

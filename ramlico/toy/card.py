@@ -64,7 +64,8 @@ def render_card(card: dict[str, Any]) -> str:
             ("same, worst label", "top-1", "easy_top1_min_class"),
             ("hard: among distractors, clutter (`..._hard`, 200)", "top-1", "hard_top1"),
             ("1-3 shapes per image (`data=generated` test, 160)", "mAP", "multilabel_mAP"),
-            ("same, each label scored by its best patch token", "mAP", "multilabel_patch_mAP"),
+            ("same, each label scored by its best raw patch token", "mAP", "multilabel_patch_mAP"),
+            ("same, by its best SAA region (RAM's read-out)", "mAP", "multilabel_saa_mAP"),
         )
     )
     return f"""# Model card: toy CLIP (`{card["model_name"]}`, tag `{card["tag"]}`)

@@ -20,10 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from ramlico.backbones import CLIPBackbone
+from ramlico.backbones.clip import project_visual_tokens
 from ramlico.data.classification import GENERATED_CLASSES, generated_classification_scenes
 from ramlico.data.generated import generated_split_scenes
 from ramlico.data.transforms import build_eval_transform
 from ramlico.metrics.functional import mean_average_precision, topk_accuracy
+from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
 
 __all__ = ["ZERO_SHOT_TEMPLATES", "probe_sets", "zero_shot_report"]
 
@@ -62,11 +64,22 @@ def _scores(embed: Callable[[Tensor], Tensor], classifier: Tensor, images: Tenso
 
 
 @torch.no_grad()
-def _best_patch(backbone: CLIPBackbone, images: Tensor, classifier: Tensor) -> Tensor:
-    """``(B, C)``: each label's best cosine over the projected last-block patch tokens."""
-    feats = backbone.encode_image(images)
-    patches = F.normalize(feats.patch_tokens[max(feats.patch_tokens)], dim=-1)
-    return torch.einsum("bnd,dc->bnc", patches, classifier.to(patches.dtype)).amax(dim=1)
+def _best_region(backbone: CLIPBackbone, images: Tensor, classifier: Tensor, saa: bool) -> Tensor:
+    """``(B, C)``: each label's best cosine over the image's regions.
+
+    Regions: the projected last-block patch tokens, or (``saa``) the value-value read-out of every
+    block (RAM's frozen teacher regions, :func:`ramlico.modules.ladder.saa_streams`).
+    """
+    if saa:
+        visual = backbone.model.visual
+        n = len(visual.transformer.resblocks)
+        _, r = saa_streams(visual, LadderLocalAdapter.embed(visual, images), n, range(n))
+        regions = project_visual_tokens(visual, r[:, 1:])
+    else:
+        feats = backbone.encode_image(images)
+        regions = feats.patch_tokens[max(feats.patch_tokens)]
+    regions = F.normalize(regions, dim=-1)
+    return torch.einsum("bnd,dc->bnc", regions, classifier.to(regions.dtype)).amax(dim=1)
 
 
 @torch.no_grad()
@@ -76,8 +89,9 @@ def zero_shot_report(
     """Zero-shot CLIP on the three probe sets (percent, rounded to 0.1).
 
     Returns:
-        ``easy_top1``, ``hard_top1``, ``multilabel_mAP``, ``multilabel_patch_mAP`` (labels scored
-        by their best patch instead of the image embedding: how local the patch tokens are),
+        ``easy_top1``, ``hard_top1``, ``multilabel_mAP``, ``multilabel_patch_mAP`` and
+        ``multilabel_saa_mAP`` (labels scored by their best raw patch token / best SAA region
+        instead of the image embedding: how local each read-out is),
         ``easy_top1_min_class`` (the worst label) and ``easy_top1_per_class``.
     """
     was_training = backbone.training
@@ -97,8 +111,9 @@ def zero_shot_report(
     images, targets = sets["multilabel"]
     scores = _scores(backbone.embed_image, classifier, images)
     report["multilabel_mAP"] = round(float(mean_average_precision(scores, targets)), 1)
-    patch = torch.cat([_best_patch(backbone, x, classifier) for x in images.split(200)])
-    report["multilabel_patch_mAP"] = round(float(mean_average_precision(patch, targets)), 1)
+    for key, saa in (("multilabel_patch_mAP", False), ("multilabel_saa_mAP", True)):
+        best = torch.cat([_best_region(backbone, x, classifier, saa) for x in images.split(200)])
+        report[key] = round(float(mean_average_precision(best, targets)), 1)
     report["easy_top1_min_class"] = min(per_class.values())
     report["easy_top1_per_class"] = per_class
     backbone.train(was_training)

@@ -9,10 +9,13 @@ An open_clip ``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 96 x 4 block
 that is true of an image counting as its positive (:mod:`ramlico.losses.contrastive`), on an
 endless seeded stream of scenes (:mod:`ramlico.toy.data`). The loss has two terms with the same
 captions and temperature: CLIP's, on the class-token embedding, and ``local_weight`` times a
-FILIP-style one (Yao et al., 2022) on the best-matching patch, ``max_n cos(z_n, t)`` with
-``z_n`` the projected patch tokens, so that patch tokens carry local meaning, the property of
-large CLIPs that RAM's regions, MaskCLIP-style patch similarity and the pointing game rely on
-(a 4-block CLIP trained for minutes does not acquire it from the global term alone). AdamW,
+FILIP-style one (Yao et al., 2022) on the best-matching region, ``max_n cos(z_n, t)``. The regions
+``z_n`` are the parameter-free value-value (SAA) read-out that RAM's ladder and SCLIP-style
+methods take from a frozen CLIP (``--local-readout saa``; ``patch`` = the raw last-block patch
+tokens). Large CLIPs have this property on their own: their raw patch tokens match text poorly,
+a value-value read-out of the same tower recovers local meaning. A 4-block CLIP trained for
+minutes does not acquire it from the global term alone, so the toy CLIP is taught it; its raw
+patch tokens stay untrained, as in real CLIPs. AdamW,
 linear warm-up then cosine decay, learnable temperature (CLIP's init 0.07, logit scale capped at
 100).
 
@@ -51,6 +54,7 @@ from ramlico.backbones.clip import project_visual_tokens
 from ramlico.backbones.registry import BUNDLED_WEIGHTS_DIR, TOY_CLIP, register_model_configs
 from ramlico.data.transforms import build_eval_transform
 from ramlico.losses.contrastive import multi_positive_contrastive_loss
+from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
 from ramlico.toy.captions import caption_vocabulary, truth_matrix
 from ramlico.toy.card import file_sha256, write_card
 from ramlico.toy.data import make_batch
@@ -81,6 +85,7 @@ class Recipe:
     beta2: float = 0.98
     max_logit_scale: float = 100.0
     local_weight: float = 1.0
+    local_readout: str = "saa"
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -91,6 +96,10 @@ class Recipe:
                 )
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"--warmup-steps must be in [0, steps], got {self.warmup_steps}")
+        if self.local_readout not in ("saa", "patch"):
+            raise ValueError(
+                f"--local-readout must be 'saa' or 'patch', got {self.local_readout!r}"
+            )
         if self.lr <= 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
 
@@ -136,22 +145,25 @@ class CompactTokenCLIP(nn.Module):
         return mapped
 
     def forward(
-        self, images: Tensor, texts: Sequence[str]
+        self, images: Tensor, texts: Sequence[str], local_readout: str = "saa"
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Unit image ``(B, D)``, patch ``(B, N, D)`` and text ``(B, D)`` features, logit scale.
+        """Unit image ``(B, D)``, region ``(B, N, D)`` and text ``(B, D)`` features, logit scale.
 
-        Patch features are the last block's patch tokens through ``ln_post`` and ``proj`` (the
-        read-out of :meth:`ramlico.backbones.CLIPBackbone.encode_image`).
+        The image feature is open_clip's (class token, ``ln_post``, ``proj``). Regions: with
+        ``local_readout="saa"`` the parameter-free value-value read-out of RAM's ladder
+        (:func:`ramlico.modules.ladder.saa_streams` over every block, then ``ln_post`` and
+        ``proj``); with ``"patch"`` the last block's patch tokens (MaskCLIP's read-out).
         """
         visual = self.model.visual
-        last = len(visual.transformer.resblocks) - 1
-        out = visual.forward_intermediates(
-            images, indices=[last], output_fmt="NLC", output_extra_tokens=False
+        n_blocks = len(visual.transformer.resblocks)
+        x, r = saa_streams(
+            visual, LadderLocalAdapter.embed(visual, images), n_blocks, range(n_blocks)
         )
-        img = F.normalize(out["image_features"], dim=-1)
-        patches = F.normalize(project_visual_tokens(visual, out["image_intermediates"][0]), dim=-1)
+        img = F.normalize(project_visual_tokens(visual, x[:, 0]), dim=-1)
+        tokens = r if local_readout == "saa" else x
+        regions = F.normalize(project_visual_tokens(visual, tokens[:, 1:]), dim=-1)
         txt = self.model.encode_text(self.tokens(texts), normalize=True)
-        return img, patches, txt, self.model.logit_scale.exp()
+        return img, regions, txt, self.model.logit_scale.exp()
 
     def export_state(self) -> dict[str, Tensor]:
         """The open_clip state dict with the full token table (zero rows for unused tokens)."""
@@ -272,11 +284,11 @@ def train(recipe: Recipe, out: Path, resume: bool = False, log_every: int = 50,
     for step, batch in zip(range(start, recipe.steps), loader, strict=True):
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, recipe)
-        img, patches, txt, scale = model(batch.images, batch.texts)
+        img, regions, txt, scale = model(batch.images, batch.texts, recipe.local_readout)
         positives = truth_matrix(batch.scene_facts, batch.caption_facts)
         loss = multi_positive_contrastive_loss(scale * img @ txt.t(), positives)
         if recipe.local_weight > 0:
-            local = torch.einsum("bnd,cd->bnc", patches, txt).amax(dim=1)  # best patch (B, B)
+            local = torch.einsum("bnd,cd->bnc", regions, txt).amax(dim=1)  # best region (B, B)
             loss = loss + recipe.local_weight * multi_positive_contrastive_loss(
                 scale * local, positives
             )

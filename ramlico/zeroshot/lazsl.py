@@ -30,9 +30,11 @@ __all__ = [
     "LaZSLExplanation",
     "clip_scores",
     "crop_heatmap",
+    "crop_heatmaps",
     "dclip_scores",
     "explain",
     "hybrid_similarity",
+    "lazsl_contributions",
     "lazsl_scores",
     "mean_text_classifier",
     "sample_crops",
@@ -236,6 +238,36 @@ def lazsl_scores(
     return torch.cat(out, dim=1)
 
 
+def lazsl_contributions(
+    global_feat: Tensor,
+    crop_feats: Tensor,
+    desc_feats: Tensor,
+    desc_mask: Tensor,
+    *,
+    theta: float = 0.8,
+    solver: SolverOptions = LAZSL_SOLVER,
+    vision_selection: bool = True,
+) -> Tensor:
+    """Transport-weighted similarities ``T_ij S*_ij`` of every (image, class) problem.
+
+    The problems of :func:`lazsl_scores` with the plan kept: summing the result over crops and
+    descriptors gives ``psi``, over descriptors the crop contributions ``rho_i``, over crops the
+    descriptor contributions ``w_j`` (:class:`LaZSLExplanation`, for all pairs at once).
+
+    Returns:
+        ``(B, K, N, M_max)``, zero on padded descriptors and rejected crops.
+    """
+    _check_shapes(global_feat, crop_feats, desc_feats, desc_mask)
+    dtype = torch.promote_types(global_feat.dtype, torch.float32)
+    g, p, q = (x.to(dtype) for x in (global_feat, crop_feats, desc_feats))
+    log_a = _row_marginal(g, p, vision_selection).log().unsqueeze(1)
+    count = desc_mask.sum(dim=-1, keepdim=True).to(dtype)
+    log_b = torch.where(desc_mask, (1.0 / count).log(), float("-inf")).to(dtype)
+    sim = hybrid_similarity(g, p, q, theta=theta)
+    plan = _solve(sim, log_a, log_b.unsqueeze(0), solver, "plan", warn=False).plan
+    return plan * sim
+
+
 @dataclass
 class LaZSLExplanation:
     """Transport-weighted contributions of one (image, class) pair (LaZSL Eq. 15-17).
@@ -325,13 +357,25 @@ def crop_heatmap(per_crop: Tensor, boxes: Tensor, height: int, width: int) -> Te
     """
     if boxes.shape != (per_crop.shape[0], 4):
         raise ValueError(f"boxes must be (N={per_crop.shape[0]}, 4), got {tuple(boxes.shape)}")
+    return crop_heatmaps(per_crop[:, None], boxes, height, width)[0]
+
+
+def crop_heatmaps(per_crop: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
+    """:func:`crop_heatmap` for ``C`` weightings of the same crops at once.
+
+    Args:
+        per_crop: ``(N, C)`` contributions; boxes: ``(N, 4)`` as in :func:`crop_heatmap`.
+
+    Returns:
+        ``(C, height, width)``.
+    """
     ys = torch.arange(height, device=boxes.device)
     xs = torch.arange(width, device=boxes.device)
     x1, y1, x2, y2 = boxes.unbind(-1)
     in_y = (ys[None] >= y1[:, None]) & (ys[None] < y2[:, None])  # (N, H)
     in_x = (xs[None] >= x1[:, None]) & (xs[None] < x2[:, None])  # (N, W)
     inside = (in_y[:, :, None] & in_x[:, None, :]).to(per_crop.dtype)  # (N, H, W)
-    total = torch.einsum("n,nhw->hw", per_crop, inside)
+    total = torch.einsum("nc,nhw->chw", per_crop, inside)
     return total / inside.sum(dim=0).clamp_min(1.0)
 
 

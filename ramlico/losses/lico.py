@@ -1,8 +1,8 @@
 """LICO's two language-image consistency losses: manifold matching (MM) and optimal transport (OT).
 
 Both are plain functions of tensors; :class:`ManifoldMatchingLoss` is a thin shell that owns the
-learnable temperature ``tau``. Spec: ``spec/lico.md`` sections 3.5 and 3.6; LICO (Lei et al.,
-NeurIPS 2023) eq. 1-2 (MM) and eq. 3-8 (OT).
+learnable temperature ``tau``. Notes: ``docs/lico.md`` ("Manifold matching", "OT loss"); LICO
+(Lei et al., NeurIPS 2023) eq. 1-2 (MM) and eq. 3-8 (OT).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ __all__ = [
 
 Tensor = torch.Tensor
 DIST_SQ_FLOOR = 1e-4  # [C]: sqrt(max(d^2, 1e-4)) keeps sqrt differentiable on the diagonal
-TAU_FLOOR = 1e-2  # spec 3.5: tau clamped >= 0.01 in the forward pass
+TAU_FLOOR = 1e-2  # tau clamped >= 0.01 in the forward pass
 OT_GRADS = ("envelope", "unrolled")
-#: LICO's Sinkhorn settings (spec 3.6): eps 0.1, at most 100 iterations, and, when ``tol`` is set,
-#: LICO's own stop rule (the batch mean of the row potential's L1 change, all problems together).
+#: LICO's Sinkhorn settings (docs/lico.md): eps 0.1, at most 100 iterations, and, when ``tol`` is
+#: set, LICO's own stop rule (the batch mean of the row potential's L1 change, all problems).
 LICO_SOLVER = SolverOptions(
     reg=0.1, max_iter=100, tol=None, stop_metric="potential_l1_sum", stop_rule="batch_mean"
 )
@@ -110,7 +110,7 @@ def ot_alignment_loss(
 
     ``grad="envelope"`` (default): ``T*`` is solved without autograd and detached, ``C`` keeps
     its graph, so ``dL/dC_i = T*_i / B`` -- the envelope-theorem gradient of the entropic OT
-    value (spec 3.6 [D]; the reference code put ``C`` under ``no_grad`` too, a zero-gradient
+    value (the reference code put ``C`` under ``no_grad`` too, a zero-gradient
     bug). ``grad="unrolled"`` differentiates through the Sinkhorn iterations instead.
 
     Args:
@@ -127,7 +127,7 @@ def ot_alignment_loss(
     Raises:
         ValueError: mismatched shapes or an unknown ``grad``.
 
-    Reference: LICO eq. 3-8; spec/lico.md 3.6.
+    Reference: LICO eq. 3-8; docs/lico.md, "OT loss".
     """
     if feature_maps.dim() != 3 or prompt_maps.dim() != 3:
         raise ValueError(
@@ -142,7 +142,7 @@ def ot_alignment_loss(
         )
     if grad not in OT_GRADS:
         raise ValueError(f"grad={grad!r} is not supported; choose one of {OT_GRADS}")
-    # OT in fp32 even under autocast (the engine also forces it): spec sinkhorn.md 7.2.
+    # OT in fp32 even under autocast (the engine also forces it; docs/sinkhorn.md, "Numerics").
     with torch.autocast(device_type=feature_maps.device.type, enabled=False):
         f_hat = F.normalize(feature_maps.float(), dim=-1)
         g_hat = F.normalize(prompt_maps.float(), dim=-1)

@@ -8,7 +8,7 @@ views are encoded with CLIP in chunks and matched to every class's descriptor em
 shared engine in one call (:func:`ramlico.zeroshot.lazsl_scores`). Scores therefore do not
 depend on batch size, order, workers or the number of DDP processes. Spec: ``lazsl.md``.
 
-``method`` switches to a baseline on the same global embeddings and class names (spec/lazsl.md
+``method`` switches to a baseline on the same global embeddings and class names (docs/zero_shot.md
 section 10): ``clip`` (templates averaged, CLIP-E with several), ``dclip`` (mean cosine over the
 LaZSL descriptor sentences), ``waffle`` (WaffleCLIP random descriptors) and ``cupl`` (CuPL
 sentence file). Every run writes ``predictions.csv`` and ``zero_shot_metrics.json``
@@ -58,7 +58,7 @@ from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
 __all__ = ["METHODS", "LaZSL", "resolve_descriptors_file"]
 
-#: ``model.method`` values: LaZSL and its baselines (spec/lazsl.md section 10).
+#: ``model.method`` values: LaZSL and its baselines (docs/zero_shot.md, "Baselines").
 METHODS = ("lazsl", "clip", "dclip", "waffle", "cupl")
 
 log = get_logger(__name__)
@@ -112,7 +112,7 @@ class LaZSL(RamlicoModule):
         method: ``lazsl`` or a baseline ``clip``, ``dclip``, ``waffle``, ``cupl`` (:data:`METHODS`).
         templates: ``clip``'s prompt templates (one ``{}``); several = CLIP-E (averaged).
         cupl_file: ``cupl``'s ``{class: [sentence, ...]}`` JSON (CuPL release format).
-        cupl_plus_templates: ``cupl`` also averages in ``templates`` (CuPL + CLIP-E, spec 10.4).
+        cupl_plus_templates: ``cupl`` also averages in ``templates`` (CuPL + CLIP-E).
         waffle_count: WaffleCLIP pairs (15 -> 30 random descriptors shared by all classes).
         waffle_seed: WaffleCLIP seed (the paper reports mean +- std over seeds 0..6).
         waffle_word_list: one word per line (WaffleCLIP's list); ``None`` = the words of the
@@ -254,7 +254,7 @@ class LaZSL(RamlicoModule):
         self, split: str, index: Tensor, boxes: Tensor, panel_images: Any, glob: Tensor,
         crops: Tensor, scores: Tensor,
     ) -> None:  # fmt: skip
-        """Record the top descriptors and crops behind each prediction (spec lazsl.md 7).
+        """Record the top descriptors and crops behind each prediction (docs/zero_shot.md).
 
         ``boxes (B, N, 4)`` are in the pixels of what ``panel_images(b)`` returns.
         """
@@ -293,7 +293,7 @@ class LaZSL(RamlicoModule):
             })  # fmt: skip
 
     def descriptor_sentences(self, split: str) -> list[list[str]]:
-        """Per class of ``split``, its descriptor sentences (spec lazsl.md section 2)."""
+        """Per class of ``split``, its descriptor sentences (docs/zero_shot.md)."""
         hp = self.hparams
         source = f"descriptors_file {hp.descriptors_file}"
         return descriptor_texts(
@@ -357,7 +357,7 @@ class LaZSL(RamlicoModule):
         return self._pre
 
     def baseline_sentences(self, split: str) -> list[list[str]]:
-        """Per class of ``split``, the sentences of the baseline ``method`` (spec 10)."""
+        """Per class of ``split``, the sentences of the baseline ``method`` (docs/zero_shot.md)."""
         hp = self.hparams
         names = self.label_names[split]
         if hp.method == "clip":

@@ -1,4 +1,4 @@
-"""LICO: an image classifier trained with language-image consistency losses (spec/lico.md).
+"""LICO: an image classifier trained with language-image consistency losses (docs/lico.md).
 
 Training (one step, B images, labels y)::
 
@@ -44,7 +44,7 @@ TRAIN_ONLY = "lico_train."  # state-dict prefix of the training-only modules
 
 @dataclass(frozen=True)
 class LICOHParams:
-    """LICO's options (spec/lico.md; defaults are the spec's [D] choices).
+    """LICO's options (docs/lico.md, "Algorithm notes").
 
     Attributes:
         enabled: add the MM and OT losses (False = plain CE baseline, nothing text-side built).
@@ -156,7 +156,7 @@ class LICOClassifier(nn.Module):
 
         CNNs: ``maps`` = last stage output (post-activation) ``(B, C, H_f W_f)``, pooled = GAP.
         ViTs: ``maps`` = final-norm tokens (prefix included) as ``(B, D, L)`` (channels over
-        tokens, spec 3.8), pooled = timm's pre-logits (class token).
+        tokens), pooled = timm's pre-logits (class token).
         """
         feats = self.feature_tap(self.encoder.model.forward_features(images))
         pooled = self.encoder.model.forward_head(feats, pre_logits=True)
@@ -293,7 +293,7 @@ class LICOModule(RamlicoModule):
         return self.export()(images)
 
     def lico_losses(self, maps: Tensor, pooled: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """MM and OT losses of one batch (spec 3.5-3.6).
+        """MM and OT losses of one batch (docs/lico.md, "Manifold matching", "OT loss").
 
         Args:
             maps: ``(B, N, d')``; pooled: ``(B, N_pool)``; labels: ``(B,)`` int64.
@@ -340,7 +340,7 @@ class LICOModule(RamlicoModule):
         temp_ids = {id(p) for p in temperature}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in temp_ids]
         groups = [{"params": rest}]
-        if temperature:  # tau is excluded from weight decay (spec 3.5 [D])
+        if temperature:  # tau is excluded from weight decay (ramlico; the reference code decays it)
             groups.append({"params": temperature, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(params=groups)
         if self.scheduler_factory is None:

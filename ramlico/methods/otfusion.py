@@ -90,7 +90,7 @@ class OTFusion(RamlicoModule):
         cache_chunk_batches: batches per cache chunk.
         write_predictions: write ``predictions.csv`` and ``zero_shot_metrics.json``.
         dino_norm: ``"imagenet"`` re-normalises the (CLIP-normalised) input with the DINOv2
-            model's own mean/std before the DINOv2 forward (spec/otfusion.md 1.2 [D]);
+            model's own mean/std before the DINOv2 forward (docs/zero_shot.md, "OTFusion");
             ``"clip"`` feeds the same tensor as CLIP (the authors' driver, parity).
         **fusion_kwargs: keyword arguments of :func:`ramlico.zeroshot.otfusion_predict`
             (``rounds``, ``text_weight``, ``class_prior``, ``gmm_temperature``, ...).

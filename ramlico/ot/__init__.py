@@ -1,4 +1,4 @@
-"""The one batched Sinkhorn engine shared by every ramlico method (contract: spec/sinkhorn.md)."""
+"""The one batched Sinkhorn engine shared by every ramlico method (docs/sinkhorn.md)."""
 
 from ramlico.ot.costs import cosine_cost, kcot_cost, kcot_log_kernel, squared_euclidean_cost
 from ramlico.ot.distance import entropic_ot_value

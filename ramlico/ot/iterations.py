@@ -111,7 +111,7 @@ class ScalingDomain:
         self.b = problem.log_b.exp()
         n, m = problem.log_kernel.shape[-2:]
         # Mat-vecs: BLAS for large problems (measured up to 8x faster on CPU at 10,000 x 1000),
-        # multiply-and-sum for small ones (faster there). Never a TF32 matmul (spec 7.2).
+        # multiply-and-sum for small ones (faster there). Never a TF32 matmul (docs/sinkhorn.md).
         tf32 = problem.log_kernel.is_cuda and torch.backends.cuda.matmul.allow_tf32
         self.use_matmul = n * m >= _MATMUL_MIN_ENTRIES and not tf32
 

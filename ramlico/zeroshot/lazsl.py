@@ -1,6 +1,6 @@
 """LaZSL scoring on precomputed CLIP features: crops, vision selection, hybrid cost, OT scores.
 
-For every image ``b`` and class ``k`` LaZSL solves (spec/lazsl.md sections 4-7)::
+For every image ``b`` and class ``k`` LaZSL solves (docs/zero_shot.md, "LaZSL transport")::
 
     S*_{ij} = theta <p^l_i, q^k_j> + (1 - theta) <p^g, q^k_j>          hybrid similarity
     C*      = 1 - S*                                                     hybrid cost
@@ -10,7 +10,7 @@ For every image ``b`` and class ``k`` LaZSL solves (spec/lazsl.md sections 4-7):
 with ``p^g`` the global view, ``p^l_i`` the ``N`` crop embeddings, ``q^k_j`` the class's ``M_k``
 descriptor embeddings (all L2-normalised) and ``r*`` the vision-selection marginal (uniform over
 crops at least as similar to the global view as the image's mean, zero elsewhere). All ``B x K``
-problems go to one :func:`ramlico.ot.sinkhorn` call (spec/sinkhorn.md section 10, LaZSL preset).
+problems go to one :func:`ramlico.ot.sinkhorn` call (docs/sinkhorn.md, LaZSL preset).
 
 Reference: Chen, Duan, Khan, Khan, "Interpretable Zero-Shot Learning with Locally-Aligned
 Vision-Language Model", ICCV 2025, Eq. 2, 6-17; code ``shiming-chen/LaZSL`` (``OP.py``).
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
-#: LaZSL's Sinkhorn settings (spec/sinkhorn.md section 10; reference ``OP.py``): eps 0.1, rows
+#: LaZSL's Sinkhorn settings (docs/sinkhorn.md; reference ``OP.py``): eps 0.1, rows
 #: first, at most 100 iterations, each problem stops when ``mean_i |u_new - u_old| < 1e-2``.
 LAZSL_SOLVER = SolverOptions(
     reg=0.1, max_iter=100, tol=1e-2, order="rows_first", stop_metric="scaling_l1_mean",
@@ -57,7 +57,7 @@ def sample_crops(
     seed: int = 1,
     index: int = 0,
 ) -> Tensor:
-    """Seeded random square crop boxes of an image (LaZSL Eq. 2; spec/lazsl.md section 3.2).
+    """Seeded random square crop boxes of an image (LaZSL Eq. 2).
 
     Per crop: ``gamma ~ U(scale)``, side ``s = floor(gamma * min(W, H))`` on the original image,
     top-left uniform in ``{0..H-s} x {0..W-s}``. The generator is seeded from ``(seed, index)``
@@ -94,7 +94,7 @@ def sample_crops(
 def vision_selection_marginal(
     crop_feats: Tensor, global_feat: Tensor, *, offset: float = 0.0
 ) -> Tensor:
-    """Vision-selection row marginal ``r*`` (LaZSL Eq. 6-9; spec/lazsl.md section 4).
+    """Vision-selection row marginal ``r*`` (LaZSL Eq. 6-9).
 
     ``s_i = <p^l_i, p^g>``, ``delta = mean_i s_i + offset``; ``r*_i = 1/|P_pos|`` if
     ``s_i >= delta`` else 0. With ``offset=0`` at least one crop is always kept.
@@ -238,7 +238,7 @@ def lazsl_scores(
 
 @dataclass
 class LaZSLExplanation:
-    """Transport-weighted contributions of one (image, class) pair (spec/lazsl.md section 7).
+    """Transport-weighted contributions of one (image, class) pair (LaZSL Eq. 15-17).
 
     Attributes:
         score: scalar ``psi``.
@@ -311,7 +311,7 @@ def explain(
 
 
 def crop_heatmap(per_crop: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
-    """Pixel heatmap of per-crop contributions (spec/lazsl.md section 7, optional output).
+    """Pixel heatmap of per-crop contributions (optional output).
 
     ``H(p) = sum_i rho_i 1[p in box_i] / max(1, #{i : p in box_i})``.
 
@@ -336,7 +336,7 @@ def crop_heatmap(per_crop: Tensor, boxes: Tensor, height: int, width: int) -> Te
 
 
 def clip_scores(global_feat: Tensor, class_feats: Tensor) -> Tensor:
-    """CLIP zero-shot scores ``<p^g, t_k>`` (spec/lazsl.md section 10.1).
+    """CLIP zero-shot scores ``<p^g, t_k>`` (the CLIP baseline).
 
     Args:
         global_feat: ``(B, D)`` normalised image embeddings.
@@ -350,7 +350,7 @@ def clip_scores(global_feat: Tensor, class_feats: Tensor) -> Tensor:
 
 
 def mean_text_classifier(text_feats: Tensor, mask: Tensor | None = None) -> Tensor:
-    """CLIP-E / CuPL classifier ``t_k = normalize(mean_j normalize(e_kj))`` (spec 10.1, 10.4).
+    """CLIP-E / CuPL classifier ``t_k = normalize(mean_j normalize(e_kj))``.
 
     Args:
         text_feats: ``(K, M, D)`` text embeddings (any norm; each is normalised first).
@@ -366,7 +366,7 @@ def mean_text_classifier(text_feats: Tensor, mask: Tensor | None = None) -> Tens
 
 
 def dclip_scores(global_feat: Tensor, desc_feats: Tensor, desc_mask: Tensor) -> Tensor:
-    """DCLIP scores: mean cosine over the class's descriptor sentences (spec/lazsl.md 10.2).
+    """DCLIP scores: mean cosine over the class's descriptor sentences.
 
     ``score_bk = (1/M_k) sum_j <p^g_b, q^k_j>`` over real descriptors (the dot product with the
     un-renormalised mean embedding). Also WaffleCLIP's score, given its random descriptors.

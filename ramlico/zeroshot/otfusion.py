@@ -1,6 +1,6 @@
 """OTFusion: training-free transductive zero-shot fusion of CLIP and DINOv2 via optimal transport.
 
-Pure functions on precomputed features (contract: ``spec/otfusion.md`` section 2). The whole
+Pure functions on precomputed features (``docs/zero_shot.md``, "OTFusion"). The whole
 unlabelled test set of ``N`` images is labelled at once::
 
     Y = softmax_k(100 * Xc W^T)                                  CLIP prior          (N, K)
@@ -15,7 +15,7 @@ unlabelled test set of ``N`` images is labelled at once::
 
 Sources are ``"clip_image"`` (CLIP image embeddings) and ``"dinov2"`` (DINOv2 CLS embeddings).
 The Sinkhorn step is the shared engine :func:`ramlico.ot.sinkhorn` with the OTFusion preset
-(``spec/sinkhorn.md`` sections 2.4 and 3.4). Reference: Xu et al., "OTFusion: Bridging
+(``docs/sinkhorn.md``). Reference: Xu et al., "OTFusion: Bridging
 Vision-only and Vision-Language Models via Optimal Transport for Transductive Zero-Shot
 Learning", arXiv 2506.13723 v1 (2025).
 """
@@ -46,10 +46,10 @@ __all__ = [
 Tensor = torch.Tensor
 SOURCES = ("clip_image", "dinov2")
 CLASS_PRIORS = ("uniform", "clip_mean", "em", "none")
-_VAR_FLOOR = 1e-8  # spec 2.7: clamp sigma_d >= 1e-8
-#: OTFusion v1's Sinkhorn step (spec 2.4; sinkhorn.md 2.4, 3.4): eps 0.01, exactly 4 log-domain
-#: iterations, class (column) step first. ``tol`` (the [E2] rule, e.g. 1e-5) stops early on
-#: ``plan_max_abs``; give it ``check_every=1`` to test it after every iteration.
+_VAR_FLOOR = 1e-8  # clamp sigma_d >= 1e-8
+#: OTFusion v1's Sinkhorn step (docs/sinkhorn.md): eps 0.01, exactly 4 log-domain
+#: iterations, class (column) step first. ``tol`` (the OTFusion code's later rule, e.g. 1e-5)
+#: stops early on ``plan_max_abs``; give it ``check_every=1`` to test it after every iteration.
 OTFUSION_SOLVER = SolverOptions(
     reg=0.01, max_iter=4, tol=None, order="cols_first", stop_metric="plan_max_abs",
     check_every=None,
@@ -91,7 +91,7 @@ def _check_matrix(name: str, x: Tensor, rows: int | None = None) -> None:
 
 
 def clip_prior(clip_image: Tensor, clip_text: Tensor, logit_scale: float = 100.0) -> Tensor:
-    """CLIP zero-shot posterior ``Y = softmax_k(logit_scale * Xc W^T)`` (spec 2.2).
+    """CLIP zero-shot posterior ``Y = softmax_k(logit_scale * Xc W^T)``.
 
     Args:
         clip_image: ``(N, D)`` CLIP image embeddings (L2-normalised here).
@@ -106,7 +106,7 @@ def clip_prior(clip_image: Tensor, clip_text: Tensor, logit_scale: float = 100.0
 
 
 def init_class_means(features: Tensor, prior: Tensor, top_k: int = 8) -> Tensor:
-    """Initial class means from the ``top_k`` most prior-confident samples per class (spec 2.3).
+    """Initial class means from the ``top_k`` most prior-confident samples per class.
 
     ``mu_k = normalize(sum_{i in top_k(Y[:, k])} Y_ik x_i)``, vectorised: top-k over the sample
     axis gives ``(top_k, K)`` indices; features are gathered to ``(top_k, K, d)``.
@@ -129,7 +129,7 @@ def init_class_means(features: Tensor, prior: Tensor, top_k: int = 8) -> Tensor:
 def gaussian_log_likelihood(
     features: Tensor, means: Tensor, var: Tensor, chunk_size: int = 8192
 ) -> Tensor:
-    """Shared-diagonal Gaussian log-likelihood without ``(N, K, d)`` tensors (spec 2.4, 2.7).
+    """Shared-diagonal Gaussian log-likelihood without ``(N, K, d)`` tensors.
 
     ``l_ik = -1/2 sum_d (x_id - mu_kd)^2 / var_d``
     ``     = -1/2 [ (x_i^2) . a - 2 x_i . (mu_k * a) + (mu_k^2) . a ]``,  ``a = 1 / var``.
@@ -159,7 +159,7 @@ def gaussian_log_likelihood(
 def gmm_posterior(
     features: Tensor, means: Tensor, var: Tensor, temperature: float = 50.0
 ) -> Tensor:
-    """Class posterior ``P = softmax_k(l / T_g)`` of the shared-variance Gaussian model (spec 2.4).
+    """Class posterior ``P = softmax_k(l / T_g)`` of the shared-variance Gaussian model.
 
     Returns:
         ``(N, K)``, rows sum to 1.
@@ -169,7 +169,7 @@ def gmm_posterior(
 
 
 def m_step(features: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
-    """Weighted maximum-likelihood update of one source's Gaussian model (spec 2.4, 2.7).
+    """Weighted maximum-likelihood update of one source's Gaussian model.
 
     ``mu_k = normalize(sum_i Q_ik x_i / sum_i Q_ik)`` and, with the new ``mu``,
     ``var_d = [sum_i q_i x_id^2 - 2 sum_k mu_kd (Q^T X)_kd + sum_k n_k mu_kd^2] / sum Q``
@@ -193,7 +193,7 @@ def m_step(features: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
 def fuse_scores(
     prior: Tensor, posteriors: Sequence[Tensor], weights: Tensor, text_weight: float
 ) -> Tensor:
-    """Fused score ("negative cost") ``F = sum_s w_s P_s + lambda Y`` (spec 2.4).
+    """Fused score ("negative cost") ``F = sum_s w_s P_s + lambda Y``.
 
     Args:
         prior: ``(N, K)`` CLIP posterior ``Y``.
@@ -213,7 +213,7 @@ def fuse_scores(
 def ot_assignment(
     scores: Tensor, class_prior: Tensor | None, solver: SolverOptions = OTFUSION_SOLVER
 ) -> Tensor:
-    """Entropic-OT label assignment ``Q = N T*`` (spec 2.4; sinkhorn.md 2.4, 3.4).
+    """Entropic-OT label assignment ``Q = N T*`` (docs/sinkhorn.md).
 
     ``T* = argmin_{T 1 = 1/N, T^T 1 = pi} <T, -F> - eps H(T)``, solved by the shared engine with
     ``solver`` (:data:`OTFUSION_SOLVER`: log domain, class (column) step first, sample (row) step
@@ -227,7 +227,7 @@ def ot_assignment(
         class_prior: ``(K,)`` class marginal ``pi`` summing to 1, or ``None``.
         solver: the Sinkhorn settings: ``reg`` is ``eps``, ``max_iter`` the iterations
             (OTFusion v1: 4); ``tol=None`` runs exactly ``max_iter``, else it stops early when
-            the mass-1 plan moves by less than ``tol`` (``plan_max_abs``, the [E2] rule);
+            the mass-1 plan moves by less than ``tol`` (``plan_max_abs``, the code's later rule);
             reaching ``max_iter`` first is the intended cap there, so no warning is raised.
 
     Returns:
@@ -315,7 +315,7 @@ def _adaptive_weights(posteriors: Sequence[Tensor], pred: Tensor, like: Tensor) 
 
 
 def _class_marginal(class_prior, prior: Tensor) -> tuple[Tensor | None, str]:
-    """``(pi (K,) or None, mode)`` from the ``class_prior`` option (spec section 3)."""
+    """``(pi (K,) or None, mode)`` from the ``class_prior`` option."""
     k = prior.shape[1]
     if isinstance(class_prior, Tensor):
         pi = class_prior.to(prior)
@@ -335,7 +335,7 @@ def _class_marginal(class_prior, prior: Tensor) -> tuple[Tensor | None, str]:
 
 
 def _initial_var(features: Tensor) -> Tensor:
-    """``var = 1/d`` in every dimension (spec 2.3)."""
+    """``var = 1/d`` in every dimension."""
     return features.new_full((features.shape[1],), 1.0 / features.shape[1])
 
 
@@ -355,7 +355,7 @@ def otfusion_predict(
     logit_scale: float = 100.0,
     labels: Tensor | None = None,
 ) -> OTFusionResult:
-    """Label a whole test set with OTFusion (spec ``otfusion.md`` section 2; defaults = v1 [E1]).
+    """Label a whole test set with OTFusion (docs/zero_shot.md, "OTFusion"; defaults = the paper's).
 
     Per round ``t = 1..rounds``: Gaussian posteriors ``P_s = softmax(l_s / T_g)`` for each visual
     source; fused score ``F = sum_s w_s P_s + lambda Y``; OT assignment

@@ -25,7 +25,9 @@ def demo_cfg(root: str, tmp: Path, overrides: list[str]):
         cfg.paths.data_dir = str(tmp.parent / "data")
         cfg.paths.log_dir = str(tmp / "logs")
         cfg.data.image_size = 32
-        cfg.data.generated = {"n_per_class": 3, "image_size": 32, "seed": 0, "n_test_per_class": 1}
+        if cfg.data.source == "generated":  # an option of the generated source only
+            cfg.data.generated = {"n_per_class": 3, "image_size": 32, "seed": 0,
+                                  "n_test_per_class": 1}  # fmt: skip
         cfg.data.batch_size = 30
         cfg.trainer.max_epochs = 1
         cfg.trainer.enable_progress_bar = False
@@ -88,6 +90,27 @@ def test_evaluate_with_saliency_never_builds_the_text_side(runs):
     assert 0.0 <= dele <= 100.0 and 0.0 <= ins <= 100.0
     pngs = sorted((tmp / "eval" / "out" / "saliency" / "gradcam").glob("*.png"))
     assert [p.name for p in pngs] == ["0000.png", "0001.png"]
+
+
+def test_a_checkpoint_on_other_classes_is_an_error_naming_both(runs, tmp_path):
+    from PIL import Image
+
+    from ramlico.cli.checkpoint import CheckpointMismatch
+
+    tmp, _, _ = runs["base"]
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / split / cls / "a.png")
+    ckpt = tmp / "out" / "checkpoints" / "last.ckpt"
+    overrides = [f"ckpt_path={ckpt}", "data=imagefolder_train", f"data.root={tmp_path}"]
+    ecfg = demo_cfg("eval", tmp / "other", overrides)
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"was trained on 20 classes, this evaluation has "
+        r"2 \(only in the checkpoint: .*only in this evaluation: \['cat', 'dog'\]",
+    ):
+        evaluate(ecfg, overrides=overrides)
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,7 @@ def test_ot_loss_rejects_mismatched_map_sizes():
 
 
 def _lico_reference_plan(cost: torch.Tensor, reg: float, max_iter: int, tol: float):
-    """LICO's solver written from spec 3.6: log-domain, rows first, batch-mean L1 stop on f."""
+    """LICO's solver from its definition: log-domain, rows first, batch-mean L1 stop on f."""
     b, n, m = cost.shape
     log_u, log_v = math.log(1 / n), math.log(1 / m)
     f, g = torch.zeros(b, n, dtype=cost.dtype), torch.zeros(b, m, dtype=cost.dtype)
@@ -187,7 +187,7 @@ def test_ot_tol_uses_licos_batch_mean_potential_stop_rule():
         _, plan = ot_alignment_loss(feats, prompts, replace(LICO_SOLVER, tol=tol))
         ref, iters = _lico_reference_plan(cost, 0.1, 100, tol)
         assert 1 < iters < 100  # the rule, not max_iter, stopped it
-        # the loss solves in fp32 (spec: OT in fp32): agreement to fp32 rounding of the plan
+        # the loss solves in fp32 (OT in fp32): agreement to fp32 rounding of the plan
         torch.testing.assert_close(plan.double(), ref, rtol=0, atol=1e-6)
     # The engine's default rule (per-problem mean change of e^f) stops elsewhere: another plan.
     from ramlico.ot import sinkhorn

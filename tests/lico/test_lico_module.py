@@ -191,6 +191,6 @@ def test_vit_maps_are_channels_over_all_tokens_and_gradcam_uses_the_patch_grid(t
     maps, pooled = module.classifier.features(x)
     dim = module.classifier.encoder.num_features
     assert maps.shape == (2, dim, 1 + 4) and pooled.shape == (2, dim)  # cls + 2 x 2 patches
-    assert module.lico_train["mapping"].out_dim == 5  # d' = number of tokens (spec 3.8)
+    assert module.lico_train["mapping"].out_dim == 5  # d' = number of tokens (ViT)
     cams = SaliencyExplainer(module.export().eval(), "gradcam")(x)
     assert cams.shape == (2, 32, 32) and 0.0 <= cams.min() and cams.max() <= 1.0

@@ -39,7 +39,7 @@ def feats():
 
 
 def reference_score(g, p, q, theta=0.8, eps=0.1, max_iter=100, tol=1e-2, select=True):
-    """spec/lazsl.md section 6, literally: one image, one class (no padding), scaling domain.
+    """The LaZSL transport, literally: one image, one class (no padding), scaling domain.
 
     g (D,), p (N, D), q (M, D). Mirrors OP.py of shiming-chen/LaZSL in float64.
     """
@@ -71,7 +71,7 @@ def reference_scores(g, p, q, mask, **kw):
 
 
 # Float64 throughout; both sides run the same iterations (same per-problem stop), so they differ
-# only by rounding (log vs scaling domain): measured <= 3e-16. The spec asks for 1e-5; we use 1e-10
+# only by rounding (log vs scaling domain): measured <= 3e-16. Parity asks for 1e-5; we use 1e-10
 # because stopping one iteration early or late moves the scores by 1e-10 to 1e-3 on these inputs.
 @pytest.mark.parametrize(
     "kw",

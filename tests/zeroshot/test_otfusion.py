@@ -1,4 +1,4 @@
-"""Tests of ramlico.zeroshot.otfusion (spec otfusion.md section 10) on a generated problem."""
+"""Tests of ramlico.zeroshot.otfusion  on a generated problem."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_last_plan_marginals():
     assert torch.allclose(res.probs.sum(1), torch.ones(n, dtype=F64), atol=1e-12)
     assert torch.equal(res.round_class_mass[-1], res.probs.sum(0))
     # Classes: after only 4 iterations the class step is undone partly by the final row step, so
-    # the masses are only near N pi = 60 (spec 2.4: partial balancing). On this balanced,
+    # the masses are only near N pi = 60 (partial balancing). On this balanced,
     # well-separated problem the assignment is near-hard and correct, so masses are within 5%.
     assert torch.allclose(res.probs.sum(0), torch.full((K,), n / K, dtype=F64), rtol=0.05)
 

@@ -270,7 +270,8 @@ def _restored_data(
     saved_data = copy.deepcopy(saved.get("data") or {})
     if "data" in groups or not saved_data:
         data = _plain(cfg.data)
-        kept = {k: saved_data[k] for k in PREPROCESSING_KEYS if k in saved_data}
+        # only keys the other data module has (a zero-shot module may take its backbone's)
+        kept = {k: saved_data[k] for k in PREPROCESSING_KEYS if k in saved_data and k in data}
         changed = {k: (data.get(k), v) for k, v in kept.items() if data.get(k) != v}
         data.update(kept)
         if changed:

@@ -277,3 +277,45 @@ def make_generated_dataset(
         "label_space": generated_label_space(),
         "generated": generated,
     }
+
+
+#: The 20 single-label classes of the generated set (every colour x shape), sorted.
+GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
+
+
+OBJECTS_FILE = "objects.jsonl"  # ground-truth geometry of the generated single-label images
+
+
+def make_generated_classification(
+    root: Path, n_per_class: int = 8, image_size: int = 64, seed: int = 0, hard: bool = False
+) -> Path:
+    """Write (once) an ImageFolder tree of single-label images, one folder per generated class.
+
+    ``hard=False``: one shape per image; ``hard=True``: the shape among distractors and clutter
+    (:func:`ramlico.data.scenes.generated_classification_scenes`). Besides ``root/<class>/<i>.png``
+    it writes ``root/objects.jsonl``, one ``{"image": "<class>/<i>.png", "label": ..., "objects":
+    [{label, center, radius}, ...]}`` row per image (the ground-truth geometry for region
+    evaluation). Returns ``root``. The cache is reused when ``root/manifest.json`` holds the same
+    parameters.
+    """
+    from ramlico.data.scenes import generated_classification_scenes  # scenes builds on this module
+
+    root = Path(root)
+    manifest = {"n_per_class": n_per_class, "image_size": image_size, "seed": seed, "version": 2}
+    if hard:
+        manifest["hard"] = True
+    mpath = root / "manifest.json"
+    if mpath.is_file() and json.loads(mpath.read_text()) == manifest:
+        return root
+    rows = []
+    scenes = generated_classification_scenes(n_per_class, image_size, seed, hard)
+    for name, i, image, objects in scenes:
+        folder = root / name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        rel = f"{folder.name}/{i:04d}.png"
+        image.save(root / rel)
+        rows.append(json.dumps({"image": rel, "label": name, "objects": objects}))
+    (root / OBJECTS_FILE).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    mpath.write_text(json.dumps(manifest))
+    log.info("wrote generated classification set (%d classes) to %s", len(GENERATED_CLASSES), root)
+    return root

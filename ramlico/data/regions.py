@@ -25,7 +25,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from ramlico.data.classification import OBJECTS_FILE
+from ramlico.data.generated import OBJECTS_FILE
 
 __all__ = ["ImageGeometry", "object_geometry"]
 

@@ -21,16 +21,18 @@ Layouts (all pure functions of a numpy generator):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ramlico.data.generated import (
+    GENERATED_CLASSES,
     GENERATED_COLOURS,
     GENERATED_SHAPES,
     SUPERSAMPLE,
+    draw_scene,
     draw_shape,
     noisy_background,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "DISTRACTOR_SHAPES",
     "SceneObject",
     "free_object",
+    "generated_classification_scenes",
     "hard_single_label_scene",
     "quadrant_objects",
     "random_distractor",
@@ -189,3 +192,27 @@ def render_scene(
         cx, cy = obj.center
         draw_shape(draw, obj.shape, (cx * s, cy * s), obj.radius * s, fill, obj.angle)
     return canvas.resize((image_size, image_size), Image.Resampling.BOX)
+
+
+def generated_classification_scenes(
+    n_per_class: int = 8, image_size: int = 64, seed: int = 0, hard: bool = False
+) -> Iterator[tuple[str, int, Image.Image, list[dict]]]:
+    """The generated single-label images, class by class: ``(class, i, image, objects)``.
+
+    ``hard=False``: one shape per image (:func:`ramlico.data.generated.draw_scene`).
+    ``hard=True``: the shape among 2-3 distractors and line clutter
+    (:func:`hard_single_label_scene`); ``objects[0]`` is the labelled object. A pure function of
+    the arguments.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    rng = np.random.default_rng(seed)
+    for name in GENERATED_CLASSES:
+        for i in range(n_per_class):
+            if hard:
+                objects, n_lines = hard_single_label_scene(name, image_size, rng)
+                image = render_scene(objects, image_size, rng, n_lines)
+                yield name, i, image, [o.to_dict() for o in objects]
+            else:
+                image, objects = draw_scene([name], image_size, rng)
+                yield name, i, image, objects

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ramlico.data.classification import GENERATED_CLASSES
+from ramlico.data.generated import GENERATED_CLASSES
 from ramlico.toy.captions import FAMILY_WEIGHTS
 from ramlico.toy.data import LAYOUT_WEIGHTS
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ramlico.data.classification import GENERATED_CLASSES
+from ramlico.data.generated import GENERATED_CLASSES
 from ramlico.data.scenes import (
     SceneObject,
     free_object,

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.backbones.clip import project_visual_tokens
-from ramlico.data.classification import GENERATED_CLASSES, generated_classification_scenes
-from ramlico.data.generated import generated_split_scenes
+from ramlico.data.generated import GENERATED_CLASSES, generated_split_scenes
+from ramlico.data.scenes import generated_classification_scenes
 from ramlico.data.transforms import build_eval_transform
 from ramlico.metrics.functional import mean_average_precision, topk_accuracy
 from ramlico.modules.ladder import LadderLocalAdapter, saa_streams

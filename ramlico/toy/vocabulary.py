@@ -66,7 +66,7 @@ def toy_descriptors() -> dict[str, list[str]]:
 
     Per class ``"<colour> <shape>"``: ``"a <colour adjective> colour"`` twice (both adjectives),
     the shape's first noun phrase and both of its features, in label order (colour-major, as
-    :data:`ramlico.data.classification.GENERATED_CLASSES` sorts them).
+    :data:`ramlico.data.generated.GENERATED_CLASSES` sorts them).
     """
     out: dict[str, list[str]] = {}
     for colour in GENERATED_COLOURS:

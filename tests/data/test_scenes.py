@@ -6,8 +6,11 @@ import json
 
 import numpy as np
 
-from ramlico.data.classification import make_generated_classification
-from ramlico.data.generated import GENERATED_COLOURS, GENERATED_SHAPES
+from ramlico.data.generated import (
+    GENERATED_COLOURS,
+    GENERATED_SHAPES,
+    make_generated_classification,
+)
 from ramlico.data.scenes import (
     ALL_COLOURS,
     hard_single_label_scene,

@@ -1,9 +1,22 @@
 """Shared LightningModule plumbing: evaluation splits, metrics, lean checkpoints, eval-only guard.
 
-Every method subclasses :class:`RamlicoModule` and implements :meth:`predict_scores`
-(``(B, 3, H, W)`` images -> ``(B, C)`` scores over the split's labels). Evaluation runs one
-dataloader per split (``"zsl"``, ``"gzsl"``, ... as the datamodule names them) with the label set of
-that split, and logs ``{stage}/{split}/{metric}`` (e.g. ``test/zsl/F1@3``).
+Scoring contract. Every method subclasses :class:`RamlicoModule` and scores any label list::
+
+    scores(images (B, 3, H, W), label_names [C]) -> (B, C)            ranking scores
+    label_scores(images, label_names, evidence=True) -> LabelScores    + logits, region evidence
+
+``scores`` is what metrics rank (mAP, P/R/F1@k, top-k). ``label_scores`` adds the per-label
+``logits`` that calibration turns into probabilities (label-count independent, see each method)
+and, where a method has it, region evidence: one non-negative heatmap per label on the model's
+patch grid, ``(B, C, h, w)`` (RAM: the OT plan's label columns; CLIP zero-shot: patch-label
+similarities; LICO: Grad-CAM saliency). RAM, CLIP zero-shot, CLIP-Adapter and LICO implement the
+contract; methods that score a named split only (LaZSL, OTFusion: ``predict_scores(images,
+split)``) are scored through it by registering the label list as a split.
+
+Evaluation runs one dataloader per split (``"zsl"``, ``"gzsl"``, ... as the datamodule names
+them) with the label set of that split, logs ``{stage}/{split}/{metric}`` (e.g.
+``test/zsl/F1@3``), and returns each batch's scores from ``validation_step``/``test_step``, so
+callbacks (calibration, prediction writers) read them without a second forward.
 
 Checkpoints hold only what cannot be rebuilt: trainable parameters and the persistent buffers of
 non-frozen modules, plus the resolved run config and the label names (key ``"ramlico"``). Frozen
@@ -12,8 +25,10 @@ backbones are rebuilt from their config (hub tag, local file or seeded random in
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import hashlib
+from abc import ABC
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import lightning as L
@@ -24,10 +39,28 @@ from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
 
-__all__ = ["RamlicoModule"]
+__all__ = ["LabelScores", "RamlicoModule"]
 
 log = get_logger(__name__)
 Tensor = torch.Tensor
+
+
+@dataclass
+class LabelScores:
+    """What a method says about ``C`` labels of ``B`` images (:meth:`RamlicoModule.label_scores`).
+
+    Attributes:
+        scores: ``(B, C)`` ranking scores (the method's own output; what metrics rank).
+        logits: ``(B, C)`` per-label logits that do not depend on the other labels in the list;
+            calibration maps them to probabilities ``sigmoid(a * logit + b)``.
+        heatmaps: ``(B, C, h, w)`` non-negative region evidence on the model's grid, or ``None``.
+        panels: per image, an optional explanation picture (LaZSL's descriptor/crop panel).
+    """
+
+    scores: Tensor
+    logits: Tensor
+    heatmaps: Tensor | None = None
+    panels: list[Any] | None = None
 
 
 class RamlicoModule(L.LightningModule, ABC):
@@ -51,6 +84,20 @@ class RamlicoModule(L.LightningModule, ABC):
         self.metrics = nn.ModuleDict()
         self.task = "multilabel"
         self._updated: set[str] = set()
+        #: Probability calibration and tag thresholds (``ramlico.predict.calibration``) fitted on
+        #: a validation split; travels in the checkpoint (``ckpt["ramlico"]["calibration"]``).
+        self.calibration: dict[str, Any] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = (cls.scores is not RamlicoModule.scores) or (
+            cls.predict_scores is not RamlicoModule.predict_scores
+        )
+        if not own:
+            raise TypeError(
+                f"{cls.__name__} must implement scores(images, label_names) (or the split-keyed "
+                "predict_scores(images, split))"
+            )
 
     # ----------------------------------------------------------------- label sets and metrics
     def setup(self, stage: str) -> None:
@@ -83,14 +130,46 @@ class RamlicoModule(L.LightningModule, ABC):
     def on_label_sets_ready(self) -> None:
         """Hook: the label names of every split are known (build text classifiers here)."""
 
-    @abstractmethod
+    # ----------------------------------------------------------------- the scoring contract
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, 3, H, W)`` normalised images -> ``(B, C)`` scores over ``label_names``.
+
+        Methods override this. The default serves split-keyed methods (``predict_scores`` only):
+        the label list is registered as a split named after its content and scored as such.
+        """
+        names = list(label_names)
+        digest = hashlib.sha1("\x1f".join(names).encode()).hexdigest()[:12]
+        split = f"labels-{digest}"
+        self.label_names.setdefault(split, names)
+        return self.predict_scores(images, split)
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """Scores, calibration logits and (``evidence=True``, if the method has it) heatmaps.
+
+        The default has no region evidence and uses the scores as logits.
+        """
+        s = self.scores(images, label_names)
+        return LabelScores(scores=s, logits=s)
+
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         """``(B, 3, H, W)`` images -> ``(B, C)`` scores over ``self.label_names[split]``."""
+        return self.scores(images, self.label_names[split])
 
-    def _eval_step(self, batch: Any, dataloader_idx: int) -> None:
+    def split_scores(self, images: Tensor, split: str) -> LabelScores:
+        """:class:`LabelScores` (no evidence) over the labels of evaluation split ``split``."""
+        if type(self).predict_scores is not RamlicoModule.predict_scores:
+            s = self.predict_scores(images, split)  # split-keyed method (LaZSL, OTFusion)
+            return LabelScores(scores=s, logits=s)
+        with torch.no_grad():
+            return self.label_scores(images, self.label_names[split], evidence=False)
+
+    def _eval_step(self, batch: Any, dataloader_idx: int) -> dict[str, Any]:
         images, targets = batch[0], batch[1]
         split = self.eval_splits[dataloader_idx]
-        scores = self.predict_scores(images, split)
+        out = self.split_scores(images, split)
+        scores = out.scores
         expected = (
             targets.shape if self.task == "multilabel" else (*targets.shape, scores.shape[-1])
         )
@@ -100,6 +179,8 @@ class RamlicoModule(L.LightningModule, ABC):
             )
         self.metrics[split].update(scores.float(), targets)
         self._updated.add(split)
+        return {"split": split, "scores": scores.detach(), "logits": out.logits.detach(),
+                "targets": targets}  # fmt: skip
 
     def _eval_epoch_end(self, stage: str) -> None:
         for split in self.eval_splits:
@@ -111,11 +192,11 @@ class RamlicoModule(L.LightningModule, ABC):
             metric.reset()
         self._updated = set()
 
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx)
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self._eval_step(batch, dataloader_idx)
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx)
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self._eval_step(batch, dataloader_idx)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
@@ -152,6 +233,7 @@ class RamlicoModule(L.LightningModule, ABC):
             "config": self.run_config,
             "label_names": self.label_names,
             "frozen_prefixes": self.frozen_prefixes(),
+            "calibration": self.calibration,
         }
         # Global random states (dropout, random masks): a resumed fit continues the same stream.
         checkpoint["rng_states"] = get_rng_states()
@@ -167,6 +249,7 @@ class RamlicoModule(L.LightningModule, ABC):
         unexpected = sorted(set(checkpoint["state_dict"]) - set(self.state_dict()))
         if unexpected:
             raise KeyError(f"checkpoint has tensors this model lacks: {unexpected[:5]}")
+        self.calibration = (checkpoint.get("ramlico") or {}).get("calibration")
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
         if fitting and "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])

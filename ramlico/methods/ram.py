@@ -28,7 +28,8 @@ from torch import nn
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.losses import mmc_loss
-from ramlico.methods.base import RamlicoModule
+from ramlico.explain.heatmaps import patch_grid
+from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextClassifierCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.ema import EMAShadow
@@ -226,16 +227,44 @@ class RAM(RamlicoModule):
             teacher_plan=prior,
         )
 
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
-        names = self.label_names[split]
+    def eval_label_features(self, names: Sequence[str]) -> Tensor:
+        """``(C, D)`` prompted label features without gradient, cached per label list.
+
+        The cache is emptied whenever the prompts may change (training, loading, EMA swaps).
+        """
         key = tuple(names)
         text = self._eval_text.get(key)
         if text is None:
             with torch.no_grad():
                 text = self.label_features(names)
             self._eval_text[key] = text
+        return text
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """RAM's inference score, its per-label logit and the OT plan as region evidence.
+
+        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (ram.md section 9);
+        * ``logits`` = ``(s_glb + C s_loc) / 2``: the global logit and the local logit with the
+          plan's ``1/C`` column mass taken out (``C s_loc = sum_n (C T_nc) S_nc / tau_loc``, a
+          plan-weighted average similarity), so a label's logit does not depend on how many
+          other labels are scored; calibration maps it to a probability;
+        * ``heatmaps`` = ``C T[:, :, c]`` on the ``h x w`` patch grid: where label ``c``'s mass
+          went (each map sums to 1 over the patches).
+        """
+        names = list(label_names)
+        text = self.eval_label_features(names)
         with torch.no_grad():
-            return self(images, names, text=text)["scores"]
+            out = self(images, names, text=text)
+        n_labels = len(names)
+        logits = 0.5 * (out["s_glb"] + n_labels * out["s_loc"])
+        heatmaps = patch_grid(out["plan"] * n_labels) if evidence else None
+        return LabelScores(scores=out["scores"], logits=logits, heatmaps=heatmaps)
+
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, C)`` RAM inference scores over ``label_names`` (no gradient)."""
+        return self.label_scores(images, label_names, evidence=False).scores
 
     def _enter_eval(self) -> None:
         self._eval_text.clear()  # prompts may have changed (training) or been loaded (checkpoint)

@@ -65,7 +65,9 @@ def heatmap_peak(heatmap: Tensor | np.ndarray, size: tuple[int, int]) -> tuple[f
     return (j + 0.5) * width / grid.shape[1], (i + 0.5) * height / grid.shape[0]
 
 
-def heatmap_overlay(image: Image.Image, heatmap: Tensor | np.ndarray, alpha: float = 0.5) -> Image.Image:
+def heatmap_overlay(
+    image: Image.Image, heatmap: Tensor | np.ndarray, alpha: float = 0.5
+) -> Image.Image:
     """The RGB ``image`` with the (resized, min-max scaled) heatmap blended over it (jet map).
 
     Args:

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ramlico.backbones import CLIPBackbone
-from ramlico.losses import mmc_loss
 from ramlico.explain.heatmaps import patch_grid
+from ramlico.losses import mmc_loss
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextClassifierCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder

@@ -158,9 +158,9 @@ class LaZSL(RamlicoModule):
         self.panels = []
         self.predictions = PredictionLog(k=5)
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
         self._batch_labels = batch[1]
-        super().test_step(batch, batch_idx, dataloader_idx)
+        return super().test_step(batch, batch_idx, dataloader_idx)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()

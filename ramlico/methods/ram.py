@@ -246,10 +246,12 @@ class RAM(RamlicoModule):
         """RAM's inference score, its per-label logit and the OT plan as region evidence.
 
         * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (ram.md section 9);
-        * ``logits`` = ``(s_glb + C s_loc) / 2``: the global logit and the local logit with the
-          plan's ``1/C`` column mass taken out (``C s_loc = sum_n (C T_nc) S_nc / tau_loc``, a
-          plan-weighted average similarity), so a label's logit does not depend on how many
-          other labels are scored; calibration maps it to a probability;
+        * ``logits`` = ``(s_glb + (C / C_train) s_loc) / 2``: the mean of the global logit and
+          the local logit brought to the training label count ``C_train`` (the plan's columns
+          carry ``1/C``, so ``s_loc`` scales with ``1/C``; ram.md section 9). MMC trains these
+          logits with one softmax over every image-label pair of a batch, so they rank pairs
+          across images, which the per-image softmax of ``scores`` cannot; calibration maps
+          them to probabilities;
         * ``heatmaps`` = ``C T[:, :, c]`` on the ``h x w`` patch grid: where label ``c``'s mass
           went (each map sums to 1 over the patches).
         """
@@ -258,7 +260,8 @@ class RAM(RamlicoModule):
         with torch.no_grad():
             out = self(images, names, text=text)
         n_labels = len(names)
-        logits = 0.5 * (out["s_glb"] + n_labels * out["s_loc"])
+        n_train = len(self.label_names.get("train") or names)
+        logits = 0.5 * (out["s_glb"] + out["s_loc"] * (n_labels / n_train))
         heatmaps = patch_grid(out["plan"] * n_labels) if evidence else None
         return LabelScores(scores=out["scores"], logits=logits, heatmaps=heatmaps)
 

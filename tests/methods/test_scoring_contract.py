@@ -27,9 +27,15 @@ def test_ram_label_scores_are_its_fusion_logits_and_plan_columns(tiny_clip, imag
         ref = model(images, NAMES)
     torch.testing.assert_close(out.scores, ref["scores"])
     torch.testing.assert_close(model.scores(images, NAMES), ref["scores"])
-    # logit = (s_glb + C s_loc) / 2, the local part a plan-weighted mean similarity / tau_loc
+    # logit = (s_glb + (C / C_train) s_loc) / 2; without training labels C_train = C and the
+    # local part is the plan-weighted mean similarity / tau_loc
     mean_sim = (ref["plan"] * 4 * ref["similarity"]).sum(1)
     torch.testing.assert_close(out.logits, 0.5 * (ref["s_glb"] + mean_sim / 2e-3))
+    model.label_names = {"train": NAMES[:2]}
+    torch.testing.assert_close(
+        model.label_scores(images, NAMES, evidence=False).logits,
+        0.5 * (ref["s_glb"] + 2 * ref["s_loc"]),
+    )
     # one map per label on the 4 x 4 patch grid of the 64 px / 16 px tiny ViT, each a
     # distribution over the patches: the plan's label column (mass 1/C) times C
     assert out.heatmaps.shape == (3, 4, 4, 4)

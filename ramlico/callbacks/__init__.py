@@ -1,0 +1,6 @@
+"""Lightning callbacks of ramlico: calibration, evaluation outputs, prediction outputs."""
+
+from ramlico.callbacks.calibration import CalibrationFitter
+from ramlico.callbacks.evaluation import EvaluationWriter
+
+__all__ = ["CalibrationFitter", "EvaluationWriter"]

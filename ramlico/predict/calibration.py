@@ -72,7 +72,8 @@ class Calibration:
             return cls()
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown calibration keys {unknown}; allowed: {sorted(asdict(cls()))}")
+            allowed = sorted(cls.__dataclass_fields__)
+            raise ValueError(f"unknown calibration keys {unknown}; allowed: {allowed}")
         return cls(**data)
 
 

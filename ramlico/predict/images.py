@@ -97,7 +97,9 @@ def find_images(inputs: str | Path | Sequence[str | Path], recursive: bool = Fal
     """
     entries = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not entries:
-        raise FileNotFoundError("no inputs given; pass inputs=DIR, a glob such as 'imgs/*.jpg' or files")
+        raise FileNotFoundError(
+            "no inputs given; pass inputs=DIR, a glob such as 'imgs/*.jpg', or files"
+        )
     found: list[Path] = []
     for entry in entries:
         path = Path(entry)

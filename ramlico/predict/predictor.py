@@ -77,7 +77,9 @@ class Prediction:
         """``(x, y)`` in original-image pixels where ``label``'s evidence peaks."""
         return heatmap_peak(self.heatmap(label), self.size)
 
-    def overlay(self, label: str, image: ImageSource | None = None, alpha: float = 0.5) -> Image.Image:
+    def overlay(
+        self, label: str, image: ImageSource | None = None, alpha: float = 0.5
+    ) -> Image.Image:
         """The image with ``label``'s heatmap blended over it (``image`` defaults to the path)."""
         base = load_image(self.image if image is None else image)
         return heatmap_overlay(base, self.heatmap(label), alpha=alpha)
@@ -94,7 +96,7 @@ class Prediction:
             }
             if self.heatmaps is not None:
                 x, y = heatmap_peak(self.heatmaps[c], self.size)
-                entry["peak_xy"] = [round(x, 1), round(y, 1)]
+                entry["peak_xy"] = [round(float(x), 1), round(float(y), 1)]
             per_label[name] = entry
         return {"image": self.image, "width": self.size[0], "height": self.size[1],
                 "tags": list(self.tags), "labels": per_label, **self.extra}  # fmt: skip

@@ -27,10 +27,10 @@ def test_ram_label_scores_are_its_fusion_logits_and_plan_columns(tiny_clip, imag
         ref = model(images, NAMES)
     torch.testing.assert_close(out.scores, ref["scores"])
     torch.testing.assert_close(model.scores(images, NAMES), ref["scores"])
-    # logit = (s_glb + (C / C_train) s_loc) / 2; without training labels C_train = C and the
-    # local part is the plan-weighted mean similarity / tau_loc
+    # logit = (s_glb + (C / C_train) s_loc) / 2 (without training labels C_train = C), with
+    # s_loc = plan-weighted mean similarity / (C tau_loc)
     mean_sim = (ref["plan"] * 4 * ref["similarity"]).sum(1)
-    torch.testing.assert_close(out.logits, 0.5 * (ref["s_glb"] + mean_sim / 2e-3))
+    torch.testing.assert_close(out.logits, 0.5 * (ref["s_glb"] + mean_sim / (4 * 2e-3)))
     model.label_names = {"train": NAMES[:2]}
     torch.testing.assert_close(
         model.label_scores(images, NAMES, evidence=False).logits,

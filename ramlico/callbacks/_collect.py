@@ -56,7 +56,8 @@ class SplitCollector:
         self.parts: dict[str, dict[str, list[Any]]] = {}
 
     def add(self, split: str, outputs: dict[str, Any], indices: list[int] | None = None) -> None:
-        part = self.parts.setdefault(split, {k: [] for k in ("index", "scores", "logits", "targets")})
+        keys = ("index", "scores", "logits", "targets")
+        part = self.parts.setdefault(split, {k: [] for k in keys})
         n = outputs["scores"].shape[0]
         part["index"].append(torch.tensor(indices if indices is not None else [-1] * n))
         for key in ("scores", "logits", "targets"):

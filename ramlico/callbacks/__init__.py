@@ -2,5 +2,6 @@
 
 from ramlico.callbacks.calibration import CalibrationFitter
 from ramlico.callbacks.evaluation import EvaluationWriter
+from ramlico.callbacks.prediction import PredictionWriter
 
-__all__ = ["CalibrationFitter", "EvaluationWriter"]
+__all__ = ["CalibrationFitter", "EvaluationWriter", "PredictionWriter"]

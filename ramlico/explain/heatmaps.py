@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["heatmap_overlay", "heatmap_peak", "patch_grid", "resize_heatmap"]
+__all__ = ["heatmap_box", "heatmap_overlay", "heatmap_peak", "patch_grid", "resize_heatmap"]
 
 Tensor = torch.Tensor
 
@@ -63,6 +63,21 @@ def heatmap_peak(heatmap: Tensor | np.ndarray, size: tuple[int, int]) -> tuple[f
     i, j = np.unravel_index(int(np.argmax(grid)), grid.shape)
     width, height = size
     return (j + 0.5) * width / grid.shape[1], (i + 0.5) * height / grid.shape[0]
+
+
+def heatmap_box(
+    heatmap: Tensor | np.ndarray, size: tuple[int, int], level: float = 0.5
+) -> tuple[float, float, float, float]:
+    """``(x1, y1, x2, y2)`` in image pixels around the grid cells with ``value >= level * max``.
+
+    A coarse box of where the evidence is (the bounding box of the cells above the level);
+    ``size = (W, H)`` of the image.
+    """
+    grid = np.asarray(heatmap, dtype=np.float64)
+    rows, cols = np.nonzero(grid >= level * grid.max())
+    width, height = size
+    sx, sy = width / grid.shape[1], height / grid.shape[0]
+    return (cols.min() * sx, rows.min() * sy, (cols.max() + 1) * sx, (rows.max() + 1) * sy)
 
 
 def heatmap_overlay(

@@ -107,6 +107,10 @@ class RamlicoModule(L.LightningModule, ABC):
                 f"{type(self).__name__} needs a ramlico datamodule (with label_names(split) and "
                 "eval_splits); pass datamodule=... to the Trainer"
             )
+        if stage == "predict":  # a label list to tag with; the trained label sets stay
+            self.label_names["predict"] = list(dm.label_names("predict"))
+            self.predict_evidence = bool(getattr(dm, "evidence", True))
+            return
         self.eval_splits = list(dm.eval_splits)
         self.label_names = {s: list(dm.label_names(s)) for s in ["train", *self.eval_splits]}
         self.task = getattr(dm, "task", "multilabel")
@@ -191,6 +195,13 @@ class RamlicoModule(L.LightningModule, ABC):
             self.log_dict({f"{stage}/{split}/{k}": v for k, v in values.items()}, sync_dist=False)
             metric.reset()
         self._updated = set()
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """``(images, index)`` -> ``{"index", "out": LabelScores}`` over the predict labels."""
+        images, index = batch[0], batch[1]
+        evidence = getattr(self, "predict_evidence", True)
+        out = self.label_scores(images, self.label_names["predict"], evidence=evidence)
+        return {"index": index, "out": out}
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self._eval_step(batch, dataloader_idx)

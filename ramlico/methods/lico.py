@@ -315,10 +315,6 @@ class LICOModule(RamlicoModule):
         heatmaps = torch.stack(maps, dim=1).to(images.device)  # (B, C, H, W)
         return LabelScores(scores=logits, logits=logits, heatmaps=heatmaps)
 
-    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.export()(images)
-
     def lico_losses(self, maps: Tensor, pooled: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """MM and OT losses of one batch (spec 3.5-3.6).
 

@@ -10,7 +10,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ramlico.cli.checkpoint import load_checkpoint
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
 from ramlico.methods.base import RamlicoModule
 from ramlico.predict.calibration import Calibration
@@ -55,6 +54,8 @@ def build_from_checkpoint(path: str | Path, model_cfg: DictConfig | None = None)
     The model config, data config (preprocessing) and label names are read from the
     checkpoint; ``model_cfg`` replaces its model config (``use_checkpoint_config=false``).
     """
+    from ramlico.cli.checkpoint import load_checkpoint  # ramlico.cli imports this module
+
     ckpt = load_checkpoint(path)
     meta = ckpt["ramlico"]
     config = meta.get("config") or {}

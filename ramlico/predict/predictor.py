@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ramlico.explain.heatmaps import heatmap_overlay, heatmap_peak
+from ramlico.explain.heatmaps import heatmap_box, heatmap_overlay, heatmap_peak
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.predict.calibration import Calibration
 from ramlico.predict.images import ImageFiles, ImageSource, load_image
@@ -86,7 +86,8 @@ class Prediction:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready dict: image, size, tags, and per label score / probability / threshold
-        (plus the heatmap peak in image pixels where there is evidence)."""
+        (plus, where there is evidence, the heatmap's peak and a coarse box in image pixels:
+        the cells at >= half the peak)."""
         per_label = {}
         for c, name in enumerate(self.labels):
             entry = {
@@ -97,6 +98,8 @@ class Prediction:
             if self.heatmaps is not None:
                 x, y = heatmap_peak(self.heatmaps[c], self.size)
                 entry["peak_xy"] = [round(float(x), 1), round(float(y), 1)]
+                box = heatmap_box(self.heatmaps[c], self.size)
+                entry["box_xyxy"] = [round(float(v), 1) for v in box]
             per_label[name] = entry
         return {"image": self.image, "width": self.size[0], "height": self.size[1],
                 "tags": list(self.tags), "labels": per_label, **self.extra}  # fmt: skip

@@ -230,6 +230,37 @@ class Predictor:
             panels=out.panels,
         )  # fmt: skip
 
+    def logits(self, images: Sequence[ImageSource], labels: Sequence[str]) -> Tensor:
+        """``(N, C)`` per-label logits of ``images`` (what calibration is fitted on)."""
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            pil = [load_image(s) for s in images[start : start + self.batch_size]]
+            x = torch.stack([self.transform(im) for im in pil])
+            out.append(self.label_scores(x, labels, evidence=False).logits)
+        return torch.cat(out)
+
+    def calibrate(
+        self,
+        images: Sequence[ImageSource],
+        targets: Tensor,
+        labels: Sequence[str] | None = None,
+        mode: str = "global",
+    ) -> Calibration:
+        """Fit probabilities and thresholds on labelled validation images; use them from now on.
+
+        Args:
+            images: validation images. targets: ``(N, C)`` 0/1 ground truth over ``labels``.
+            mode: ``"global"`` or ``"per_label"`` thresholds.
+        """
+        from ramlico.predict.calibration import fit_calibration
+
+        names = self._labels(labels)
+        logits = self.logits(list(images), names)
+        targets = torch.as_tensor(targets).float()
+        info = {"source": "Predictor.calibrate"}
+        self.calibration = fit_calibration(logits, targets, names, mode=mode, info=info)
+        return self.calibration
+
     def __call__(
         self,
         images: ImageSource | Sequence[ImageSource],

@@ -7,7 +7,11 @@ __all__ = ["load_predictor"]
 
 
 def load_predictor(*args: Any, **kwargs: Any) -> Any:
-    """``ramlico.load_predictor(ckpt_or_experiment)``: see :func:`ramlico.predict.load_predictor`."""
+    """A tagging :class:`~ramlico.predict.predictor.Predictor` from a checkpoint or experiment.
+
+    See :func:`ramlico.predict.predictor.load_predictor` (lazy import: ``import ramlico`` stays
+    light).
+    """
     from ramlico.predict.predictor import load_predictor as _load
 
     return _load(*args, **kwargs)

@@ -19,7 +19,7 @@ LABELS = sorted(GENERATED_SEEN) + sorted(GENERATED_UNSEEN)
 
 @pytest.fixture(scope="session")
 def ram_run(tmp_path_factory):
-    """``(checkpoint path, run dir)`` of ram_demo trained 6 epochs on 600 generated images (about 15 s)."""
+    """``(checkpoint, run dir)``: ram_demo trained 6 epochs on 600 generated images (~15 s)."""
     from ramlico.cli import train
 
     tmp = tmp_path_factory.mktemp("ram_predict")

@@ -39,7 +39,7 @@ def test_checkpoint_predictor_equals_the_model_on_its_own_preprocessing(ram_run,
     np.testing.assert_allclose(pred.scores, ref.scores[0].numpy(), rtol=1e-6)
     probs = predictor.calibration.probabilities(ref.logits[0])
     np.testing.assert_allclose(pred.probabilities, probs.numpy(), rtol=1e-6)
-    assert pred.tags == [n for n, p, t in sorted(zip(labels, probs, pred.thresholds),
+    assert pred.tags == [n for n, p, t in sorted(zip(labels, probs, pred.thresholds, strict=True),
                          key=lambda x: -x[1]) if p >= t]  # fmt: skip
     assert pred.heatmaps.shape == (3, 4, 4) and pred.size == (90, 90)
     np.testing.assert_allclose(pred.heatmap("blue square"), ref.heatmaps[0, 1].numpy(), rtol=1e-6)

@@ -5,16 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from helpers import compose_cfg, shrink  # noqa: E402
-
-from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene  # noqa: E402
-
-LABELS = sorted(GENERATED_SEEN) + sorted(GENERATED_UNSEEN)
 
 
 @pytest.fixture(scope="session")
@@ -31,18 +26,3 @@ def ram_run(tmp_path_factory):
         cfg.logger = None
     train(cfg)
     return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", Path(cfg.paths.output_dir)
-
-
-def draw_images(folder: Path, n: int, seed: int, size: int = 64) -> list[tuple[Path, list[dict]]]:
-    """``n`` new scenes (not the training data): 1-3 labelled objects each, written as PNG."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        k = int(rng.integers(1, 4))
-        labels = [LABELS[j] for j in rng.choice(len(LABELS), size=k, replace=False)]
-        image, objects = draw_scene(labels, size, rng)
-        path = folder / f"drawn_{i:03d}.png"
-        image.save(path)
-        out.append((path, objects))
-    return out

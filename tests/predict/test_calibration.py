@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import LABELS, draw_images
+from drawing import LABELS, draw_images
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import LABELS, draw_images
+from drawing import LABELS, draw_images
 from PIL import Image
 
 import ramlico

@@ -184,10 +184,13 @@ class RAM(RamlicoModule):
         names: Sequence[str],
         targets: Tensor | None = None,
         text: Tensor | None = None,
+        kcot: KCOTConfig | None = None,
     ) -> RAMOutput:
         """Logits and plan for ``images`` ``(B, 3, H, W)`` over the labels ``names``.
 
         With ``targets`` ``(B, C)`` (training) the teacher plan enters KCOT (if enabled).
+        ``text`` ``(C, D)`` replaces the label features (cached); ``kcot`` the KCOT settings
+        (e.g. a fixed iteration count for export).
 
         Returns:
             :class:`RAMOutput` with ``s_glb``, ``s_loc`` ``(B, C)``, ``similarity`` and ``plan``
@@ -215,7 +218,7 @@ class RAM(RamlicoModule):
                         st, targets, scale=self.kcot.scale, sharpen=self.kcot.sharpen,
                         fill=self.kcot.fill,
                     )  # fmt: skip
-            plan = kcot_plan(sim, self.kcot, prior)
+            plan = kcot_plan(sim, kcot or self.kcot, prior)
             s_loc = (plan * sim).sum(dim=1) / self.tau_loc
             scores = 0.5 * (torch.softmax(s_glb, dim=-1) + torch.softmax(s_loc, dim=-1))
         return RAMOutput(
@@ -241,9 +244,15 @@ class RAM(RamlicoModule):
         return text
 
     def label_scores(
-        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+        self,
+        images: Tensor,
+        label_names: Sequence[str],
+        evidence: bool = True,
+        kcot: KCOTConfig | None = None,
     ) -> LabelScores:
         """RAM's inference score, its per-label logit and the OT plan as region evidence.
+
+        ``kcot`` replaces the KCOT settings (the ONNX export uses a fixed iteration count).
 
         * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (ram.md section 9);
         * ``logits`` = ``(s_glb + (C / C_train) s_loc) / 2``: the mean of the global logit and
@@ -258,7 +267,7 @@ class RAM(RamlicoModule):
         names = list(label_names)
         text = self.eval_label_features(names)
         with torch.no_grad():
-            out = self(images, names, text=text)
+            out = self(images, names, text=text, kcot=kcot)
         n_labels = len(names)
         n_train = len(self.label_names.get("train") or names)
         logits = 0.5 * (out["s_glb"] + out["s_loc"] * (n_labels / n_train))

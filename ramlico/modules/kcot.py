@@ -102,6 +102,8 @@ class KCOTConfig:
         fill: teacher masking, ``"batch_min"`` | ``"sample_min"``.
         max_iter, tol, stop_metric, stop_rule: solver stopping (reference parity).
         check_every: iterations between host checks of the stopping rule.
+        method: the engine's path, ``"auto"`` (stabilised scaling domain) or ``"log"`` (pure
+            log domain: no data-dependent branch, what the ONNX export traces).
     """
 
     eps: float = 0.1
@@ -115,6 +117,7 @@ class KCOTConfig:
     stop_metric: str = "scaling_l1_mean"
     stop_rule: str = "all"
     check_every: int | None = 10
+    method: str = "auto"
 
 
 @torch.no_grad()
@@ -152,6 +155,7 @@ def kcot_plan(
         stop_metric=config.stop_metric,
         stop_rule=config.stop_rule,
         check_every=config.check_every,
+        method=config.method,
         warn=False,  # the reference stops at max_iter silently; n_iter is logged instead
     )
     if teacher is not None and config.beta > 0:

@@ -20,9 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+import hydra
 import torch
 from _results import write_results  # benchmarks/_results.py (run as a script)
+from omegaconf import OmegaConf
 
+import ramlico
 from ramlico.backbones import CLIPBackbone
 from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN
 from ramlico.losses import mmc_loss
@@ -30,6 +33,12 @@ from ramlico.methods import RAM
 
 MODES = ("baseline", "infer", "train")
 PRECISIONS = ("fp32", "bf16")
+
+
+def _reference_optimizer() -> dict:
+    """The optimiser factories of configs/model/ram.yaml (the reference recipe)."""
+    cfg = OmegaConf.load(Path(ramlico.__file__).parent / "configs" / "model" / "ram.yaml")
+    return hydra.utils.instantiate(cfg.optimizer, _convert_="all")
 
 
 def _build(opts, device: torch.device) -> RAM:
@@ -42,6 +51,7 @@ def _build(opts, device: torch.device) -> RAM:
         tss_layers=last3,
         visual_prompt_layers=last3,
         text_prompt_layers=last3,
+        optimizer=_reference_optimizer(),
     )
     return model.to(device)
 
@@ -55,7 +65,7 @@ def _single(opts) -> dict:
     seen, gzsl = list(COCO_SEEN), list(COCO_SEEN) + list(COCO_UNSEEN)
     targets = (torch.rand(opts.batch, len(seen), device=device) < 0.06).float()
     targets[:, 0] = 1
-    optimizer = model.configure_optimizers()
+    optimizer = model.configure_optimizers()["optimizer"]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
     classifier = model.backbone.zero_shot_classifier(gzsl)
 

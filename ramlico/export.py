@@ -55,8 +55,9 @@ class RAMInference(nn.Module):
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
         self.model = model.eval()
         self.labels = list(labels)
-        self.kcot = replace(model.kcot, tol=None, max_iter=max_iter, method="log",
-                            check_every=None)  # fmt: skip
+        fixed = replace(model.kcot.solver, tol=None, max_iter=max_iter, method="log",
+                        check_every=None)  # fmt: skip
+        self.kcot = replace(model.kcot, solver=fixed)
         model.eval_label_features(self.labels)  # cached: the trace stores them as constants
         # inference mode for good (TSS BatchNorm statistics): the exporter restores the mode
         # the module had, and a wrapper starts in training mode

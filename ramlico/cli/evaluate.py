@@ -9,6 +9,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from ramlico.callbacks import load_ema_average
 from ramlico.cli.checkpoint import load_checkpoint
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
@@ -66,6 +67,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if ckpt is not None:
         model.on_load_checkpoint(ckpt)
         model.load_state_dict(ckpt["state_dict"], strict=False)
+        if load_ema_average(model, ckpt, cfg.get("ema")):
+            log.info("evaluating the EMA average of the checkpoint's weights (ema=false: live)")
     model.run_config = resolved_config(cfg)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))

@@ -13,13 +13,14 @@ both the global and the plan-weighted local logits are trained with the MMC loss
     loss     = MMC(s_glb, Y) + MMC(s_loc, Y)
     score    = (softmax_C(s_glb) + softmax_C(s_loc)) / 2                     (inference, no teacher)
 
-Trainable: TSS adapters and temperatures (AdamW), visual and text prompts (SGD), with RAM's
-warm-up + cosine schedule stepped at the start of every epoch.
+Trainable: TSS adapters and temperatures (AdamW), visual and text prompts (SGD), one optimiser
+factory per group, stepped as one :class:`CombinedOptimizer`; RAM's warm-up + cosine schedule is a
+``LambdaLR`` stepped once per epoch (:func:`ramlico.utils.schedule.warmup_cosine_scheduler`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -32,24 +33,20 @@ from ramlico.losses import mmc_loss
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextClassifierCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
-from ramlico.modules.ema import EMAShadow
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
 from ramlico.modules.text_tower import FrozenCLIPTextTower
 from ramlico.utils import get_logger
-from ramlico.utils.optim import CombinedOptimizer
-from ramlico.utils.schedule import warmup_cosine_lr
+from ramlico.utils.optim import CombinedOptimizer, check_factory
 
 __all__ = ["RAM", "RAMOutput"]
 
-
-def unknown_keys(options: dict[str, Any], allowed: set[str]) -> list[str]:
-    """Keys of ``options`` outside ``allowed`` (sorted), for error messages."""
-    return sorted(set(options) - allowed)
-
-
 log = get_logger(__name__)
 Tensor = torch.Tensor
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+#: Trainable parameter groups, in optimiser order (see :meth:`RAM.param_groups`).
+GROUPS = ("adapters", "temperatures", "prompts")
 
 
 class RAMOutput(dict):
@@ -66,16 +63,19 @@ class RAM(RamlicoModule):
         lla_combine: ``"sum"`` (reference) or ``"mean"`` (paper Eq. 5).
         template: label prompt template.
         tau_loc, tau_glb: initial temperatures (raw learnable scalars).
-        kcot: KCOT options (:class:`KCOTConfig` fields) plus ``teacher`` (bool, TKT on/off).
-        optim: ``adapter_lr``, ``temperature_lr``, ``prompt_lr``, ``momentum``, ``weight_decay``,
-            ``warmup_epochs``, ``warmup_lr``, ``min_lr``, ``schedule_epochs``.
+        kcot: :class:`KCOTConfig` (teacher on/off, marginals, Sinkhorn settings); a mapping of its
+            fields is accepted too; ``None`` = the reference defaults.
+        optimizer: one ``_partial_`` optimiser factory per parameter group, keys ``adapters``
+            (TSS; reference AdamW 5e-6), ``temperatures`` (AdamW 5e-5) and ``prompts`` (visual
+            and text prompts; SGD 1e-3, momentum 0.9); each is called with
+            ``params=[{"params": ..., "name": group}]`` and all are stepped as one
+            :class:`CombinedOptimizer`. ``None``: no training (inference, evaluation).
+        scheduler: optional ``_partial_`` factory called with the optimiser, stepped once per
+            epoch (reference: :func:`ramlico.utils.schedule.warmup_cosine_scheduler`).
         mmc_per_sample: the "MMC w/o batch" ablation.
-        ema: ``None`` (off) or ``{"decay": 0.9997, "evaluate": True, "reset_each_epoch": False}``:
-            an EMA of the trainable tensors (and TSS BatchNorm statistics), updated after every
-            step; ``evaluate`` runs validation/test with the averaged weights (``False`` = the
-            raw weights; the averages still travel in the checkpoint); ``reset_each_epoch``
-            restarts it from the live weights every epoch (the reference's behaviour).
         ks: ``k`` of P/R/F1@k.
+
+    An exponential moving average of the weights is the :class:`ramlico.callbacks.EMA` callback.
     """
 
     def __init__(
@@ -91,14 +91,18 @@ class RAM(RamlicoModule):
         template: str = "A photo of a {}.",
         tau_loc: float = 2e-3,
         tau_glb: float = 0.01,
-        kcot: dict[str, Any] | None = None,
-        optim: dict[str, Any] | None = None,
+        kcot: KCOTConfig | Mapping[str, Any] | None = None,
+        optimizer: Mapping[str, OptimizerFactory] | None = None,
+        scheduler: SchedulerFactory | None = None,
         mmc_per_sample: bool = False,
-        ema: dict[str, Any] | None = None,
         ks: Sequence[int] = (3, 5),
     ) -> None:
         super().__init__(ks=ks)
-        self.save_hyperparameters(ignore=["backbone"], logger=False)
+        # built objects stay out of the checkpoint's hyper-parameters (weights_only loading);
+        # the resolved run config travels in checkpoint["ramlico"]
+        self.save_hyperparameters(
+            ignore=["backbone", "kcot", "optimizer", "scheduler"], logger=False
+        )
         self.backbone = backbone
         model = backbone.model
         visual = model.visual
@@ -121,45 +125,38 @@ class RAM(RamlicoModule):
         )
         self.tau_loc = nn.Parameter(torch.tensor(float(tau_loc)))
         self.tau_glb = nn.Parameter(torch.tensor(float(tau_glb)))
-        kcot = dict(kcot or {})
-        self.use_teacher = bool(kcot.pop("teacher", True))
-        kcot_fields = set(KCOTConfig.__dataclass_fields__)
-        if unknown_keys(kcot, kcot_fields):
-            raise ValueError(
-                f"model.kcot: unknown keys {unknown_keys(kcot, kcot_fields)}; "
-                f"allowed: {sorted(kcot_fields | {'teacher'})}"
-            )
-        self.kcot = KCOTConfig(**kcot)
-        self.optim = {
-            "adapter_lr": 5e-6,
-            "temperature_lr": 5e-5,
-            "prompt_lr": 1e-3,
-            "momentum": 0.9,
-            "weight_decay": 1e-4,
-            "warmup_epochs": 3,
-            "warmup_lr": 5e-7,
-            "min_lr": 1e-7,
-            "schedule_epochs": 60,
-        }
-        if unknown_keys(optim or {}, set(self.optim)):
-            raise ValueError(
-                f"model.optim: unknown keys {unknown_keys(optim or {}, set(self.optim))}; "
-                f"allowed: {sorted(self.optim)}"
-            )
-        self.optim.update(optim or {})
+        self.kcot = KCOTConfig.build(kcot)
+        self.optimizer_factories = self._check_optimizer(optimizer)
+        if scheduler is not None:
+            check_factory("model.scheduler", scheduler, bound=("optimizer",))
+        self.scheduler_factory = scheduler
         self.template = template
         self.mmc_per_sample = mmc_per_sample
         self._tokens: dict[tuple[str, ...], Tensor] = {}
         self.teacher_text = TextClassifierCache(backbone, (template,))
         self._eval_text: dict[tuple[str, ...], Tensor] = {}
-        ema = dict(ema or {})
-        self.ema_evaluate = bool(ema.pop("evaluate", True))
-        self.ema_reset_each_epoch = bool(ema.pop("reset_each_epoch", False))
-        if unknown_keys(ema, {"decay"}):
-            raise ValueError(f"model.ema: unknown keys {unknown_keys(ema, {'decay'})}")
-        # built last: it snapshots every trainable tensor defined above
-        self.ema = EMAShadow(self, float(ema["decay"])) if ema.get("decay") is not None else None
-        self._ema_swap = None
+
+    @staticmethod
+    def _check_optimizer(
+        optimizer: Mapping[str, OptimizerFactory] | None,
+    ) -> dict[str, OptimizerFactory] | None:
+        """The factories by group; a missing or unknown group or option is named up front."""
+        if optimizer is None:
+            return None
+        if not isinstance(optimizer, Mapping):
+            raise TypeError(
+                f"model.optimizer must map each group {list(GROUPS)} to an optimiser factory "
+                f"(_partial_: true), got {type(optimizer).__name__}"
+            )
+        if set(optimizer) != set(GROUPS):
+            raise ValueError(
+                f"model.optimizer: groups {sorted(optimizer)}; needs exactly {list(GROUPS)} "
+                f"(missing {sorted(set(GROUPS) - set(optimizer))}, unknown "
+                f"{sorted(set(optimizer) - set(GROUPS))})"
+            )
+        for name, factory in optimizer.items():
+            check_factory(f"model.optimizer.{name}", factory, bound=("params",))
+        return {name: optimizer[name] for name in GROUPS}
 
     # ------------------------------------------------------------------ text side
     def _label_tokens(self, names: Sequence[str]) -> Tensor:
@@ -197,7 +194,7 @@ class RAM(RamlicoModule):
             ``(B, N, C)``, ``scores`` ``(B, C)`` (inference fusion), ``teacher_plan``; all fp32.
         """
         t = self.label_features(names) if text is None else text
-        use_teacher = targets is not None and self.use_teacher and self.kcot.beta > 0
+        use_teacher = targets is not None and self.kcot.teacher and self.kcot.beta > 0
         out: LadderOutput = self.ladder(
             self.backbone.model.visual, images, t, with_teacher=use_teacher
         )
@@ -278,33 +275,20 @@ class RAM(RamlicoModule):
         """``(B, C)`` RAM inference scores over ``label_names`` (no gradient)."""
         return self.label_scores(images, label_names, evidence=False).scores
 
-    def _enter_eval(self) -> None:
-        self._eval_text.clear()  # prompts may have changed (training) or been loaded (checkpoint)
-        if self.ema is not None and self.ema_evaluate and self._ema_swap is None:
-            self._ema_swap = self.ema.swapped(self)
-            self._ema_swap.__enter__()
-
-    def _leave_eval(self) -> None:
-        if self._ema_swap is not None:
-            self._ema_swap.__exit__(None, None, None)
-            self._ema_swap = None
+    # The cached label features depend on the prompts: they change in training, are loaded from
+    # a checkpoint, or are swapped for their average by the EMA callback (whose *_start hooks run
+    # before these).
+    def on_validation_start(self) -> None:
         self._eval_text.clear()
 
-    def on_validation_start(self) -> None:
-        self._enter_eval()
-
     def on_validation_end(self) -> None:
-        self._leave_eval()
+        self._eval_text.clear()
 
     def on_test_start(self) -> None:
-        self._enter_eval()
+        self._eval_text.clear()
 
     def on_test_end(self) -> None:
-        self._leave_eval()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is not None:
-            self.ema.update(self)
+        self._eval_text.clear()
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -331,19 +315,7 @@ class RAM(RamlicoModule):
 
     def on_train_epoch_start(self) -> None:
         self._eval_text.clear()
-        if self.ema is not None and self.ema_reset_each_epoch:
-            self.ema.reset(self)
-        epoch = self.current_epoch + 1  # the reference steps its schedule at epoch start, t = 1..
-        o = self.optim
-        for group in self.optimizers().param_groups:
-            group["lr"] = warmup_cosine_lr(
-                epoch,
-                group["base_lr"],
-                warmup_epochs=o["warmup_epochs"],
-                warmup_lr=o["warmup_lr"],
-                min_lr=o["min_lr"],
-                max_epochs=o["schedule_epochs"],
-            )
+        for group in self.optimizers().param_groups:  # constant within the epoch
             self.log(f"lr/{group['name']}", group["lr"])
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -355,41 +327,24 @@ class RAM(RamlicoModule):
             "prompts": [p for p in prompts if p.requires_grad],
         }
 
-    def configure_optimizers(self) -> CombinedOptimizer:
-        """AdamW (adapters, temperatures) + SGD with momentum (prompts), stepped as one."""
-        o = self.optim
-        groups = self.param_groups()
-        adamw_groups = [
-            {
-                "params": groups["adapters"],
-                "lr": o["adapter_lr"],
-                "base_lr": o["adapter_lr"],
-                "name": "adapters",
-            },
-            {
-                "params": groups["temperatures"],
-                "lr": o["temperature_lr"],
-                "base_lr": o["temperature_lr"],
-                "name": "temperatures",
-            },
-        ]
-        adamw_groups = [g for g in adamw_groups if g["params"]]
-        optimizers: list[torch.optim.Optimizer] = [
-            torch.optim.AdamW(adamw_groups, weight_decay=o["weight_decay"])
-        ]  # fmt: skip
-        if groups["prompts"]:
-            optimizers.append(
-                torch.optim.SGD(
-                    [
-                        {
-                            "params": groups["prompts"],
-                            "lr": o["prompt_lr"],
-                            "base_lr": o["prompt_lr"],
-                            "name": "prompts",
-                        }
-                    ],
-                    momentum=o["momentum"],
-                    weight_decay=o["weight_decay"],
-                )
+    def configure_optimizers(self) -> dict[str, Any]:
+        """One optimiser per group (AdamW, AdamW, SGD by default), stepped as one, + schedule."""
+        if self.optimizer_factories is None:
+            raise ValueError(
+                "RAM was built without optimiser factories: pass optimizer={'adapters': ..., "
+                "'temperatures': ..., 'prompts': ...} (model.optimizer in configs/model/ram.yaml)"
             )
-        return CombinedOptimizer(optimizers)
+        groups = self.param_groups()
+        optimizers = [
+            self.optimizer_factories[name](params=[{"params": groups[name], "name": name}])
+            for name in GROUPS
+            if groups[name]
+        ]
+        combined = CombinedOptimizer(optimizers)
+        if self.scheduler_factory is None:
+            return {"optimizer": combined}
+        scheduler = self.scheduler_factory(optimizer=combined)
+        return {
+            "optimizer": combined,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1},
+        }

@@ -20,11 +20,12 @@ is below 1e-3 (checked on the device, synced every ``check_every`` iterations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from ramlico.ot import kcot_log_kernel, sinkhorn
+from ramlico.ot import SolverOptions, kcot_log_kernel, sinkhorn
+from ramlico.utils.options import Options
 
 __all__ = [
     "KCOTConfig",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
+_FILLS = ("batch_min", "sample_min")
 
 
 def _check_finite(name: str, x: Tensor) -> None:
@@ -89,35 +91,47 @@ def teacher_plan(
     return torch.where(absent, low.to(p.dtype), p)
 
 
+def _reference_solver() -> SolverOptions:
+    """RAM's reference stopping: rows first, <= 100 iterations, every image below 1e-3."""
+    return SolverOptions(reg=0.1, max_iter=100, tol=1e-3, stop_rule="all")
+
+
 @dataclass(frozen=True)
-class KCOTConfig:
-    """Hyper-parameters of KCOT (defaults = the RAM reference).
+class KCOTConfig(Options):
+    """Hyper-parameters of KCOT (defaults = the RAM reference); built by ``model.kcot._target_``.
 
     Attributes:
-        eps: entropic regulariser (``OT_REG``).
+        teacher: use the teacher plan in training (TKT); ``False`` = plain OT on ``C0``.
         beta: weight of the teacher KL term (``OT_REGSC``); 0 or no teacher = plain OT.
         scale: logit scale inside the cost and the teacher (CLIP's 100).
         tau_u: temperature of the label-presence marginal; ``None`` = uniform ``u`` (plain OT).
         sharpen: teacher softmax factor over regions.
         fill: teacher masking, ``"batch_min"`` | ``"sample_min"``.
-        max_iter, tol, stop_metric, stop_rule: solver stopping (reference parity).
-        check_every: iterations between host checks of the stopping rule.
-        method: the engine's path, ``"auto"`` (stabilised scaling domain) or ``"log"`` (pure
-            log domain: no data-dependent branch, what the ONNX export traces).
+        solver: the Sinkhorn settings (:class:`ramlico.ot.SolverOptions`); ``solver.reg`` is the
+            entropic regulariser ``eps`` (``OT_REG``), the stopping fields give reference parity.
     """
 
-    eps: float = 0.1
+    teacher: bool = True
     beta: float = 0.05
     scale: float = 100.0
     tau_u: float | None = 0.1
     sharpen: float = 20.0
     fill: str = "batch_min"
-    max_iter: int = 100
-    tol: float | None = 1e-3
-    stop_metric: str = "scaling_l1_mean"
-    stop_rule: str = "all"
-    check_every: int | None = 10
-    method: str = "auto"
+    solver: SolverOptions = field(default_factory=_reference_solver)
+
+    def __post_init__(self) -> None:
+        if self.fill not in _FILLS:
+            raise ValueError(f"kcot fill={self.fill!r} is not supported; choose one of {_FILLS}")
+        if self.beta < 0:
+            raise ValueError(f"kcot beta must be >= 0 (0 = no teacher term), got {self.beta}")
+        if self.tau_u is not None and not self.tau_u > 0:
+            raise ValueError(f"kcot tau_u must be > 0 or null (uniform marginal), got {self.tau_u}")
+        object.__setattr__(self, "solver", SolverOptions.build(self.solver))
+
+    @property
+    def eps(self) -> float:
+        """The entropic regulariser ``eps`` of the paper (``solver.reg``)."""
+        return self.solver.reg
 
 
 @torch.no_grad()
@@ -148,16 +162,8 @@ def kcot_plan(
     else:
         u = label_presence_marginal(s, config.tau_u)
     v = s.new_full((batch, labels), 1.0 / labels)
-    solve = dict(
-        order="rows_first",
-        max_iter=config.max_iter,
-        tol=config.tol,
-        stop_metric=config.stop_metric,
-        stop_rule=config.stop_rule,
-        check_every=config.check_every,
-        method=config.method,
-        warn=False,  # the reference stops at max_iter silently; n_iter is logged instead
-    )
+    # the reference stops at max_iter silently: no convergence warning
+    solve = dict(config.solver.solve_kwargs(), warn=False)
     if teacher is not None and config.beta > 0:
         p = teacher.detach().float()
         _check_finite("the teacher plan", p)

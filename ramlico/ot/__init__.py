@@ -3,6 +3,7 @@
 from ramlico.ot.costs import cosine_cost, kcot_cost, kcot_log_kernel, squared_euclidean_cost
 from ramlico.ot.distance import entropic_ot_value
 from ramlico.ot.layer import SinkhornOT
+from ramlico.ot.options import SolverOptions
 from ramlico.ot.result import OTResult, SinkhornWarning
 from ramlico.ot.sinkhorn import sinkhorn
 
@@ -10,6 +11,7 @@ __all__ = [
     "OTResult",
     "SinkhornOT",
     "SinkhornWarning",
+    "SolverOptions",
     "cosine_cost",
     "entropic_ot_value",
     "kcot_cost",

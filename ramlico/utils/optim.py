@@ -9,16 +9,58 @@ parameter sets with two algorithms; :class:`CombinedOptimizer` presents them as 
 * ``step`` evaluates the closure once, then steps every inner optimiser;
 * ``state`` is a read/write view routing each parameter to its owner's state;
 * ``state_dict`` nests the inner state dicts (tensors and numbers: ``weights_only`` loads).
+
+:func:`check_factory` checks a Hydra ``_partial_`` optimiser/scheduler factory when the model is
+built, so a misspelt option fails before training with the options that exist.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["CombinedOptimizer"]
+__all__ = ["CombinedOptimizer", "check_factory"]
+
+
+def check_factory(name: str, factory: Any, bound: Sequence[str] = ()) -> None:
+    """Check a ``_partial_`` factory before use: callable, known options, ``bound`` accepted.
+
+    Args:
+        name: config key for messages (``"model.optimizer.prompts"``).
+        factory: the factory (``functools.partial`` from Hydra ``_partial_: true``, a class or a
+            function).
+        bound: keywords the caller passes later (``"params"``, ``"optimizer"``).
+
+    Raises:
+        TypeError: not callable, an option its target does not take (the allowed ones are
+            listed), or a target that cannot take the ``bound`` keywords.
+    """
+    if not callable(factory):
+        raise TypeError(
+            f"{name} must be a factory (a _target_ with _partial_: true), got "
+            f"{type(factory).__name__}"
+        )
+    target = factory.func if isinstance(factory, functools.partial) else factory
+    options = factory.keywords if isinstance(factory, functools.partial) else {}
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # no introspectable signature (C callables): nothing to check
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    where = getattr(target, "__qualname__", repr(target))
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        options_allowed = sorted(set(allowed) - set(bound))
+        raise TypeError(f"{name}: {where} has no option(s) {unknown}; allowed: {options_allowed}")
+    missing = [b for b in bound if b not in allowed]
+    if missing:
+        raise TypeError(f"{name}: {where} cannot take {missing}; is it the right _target_?")
 
 
 class _StateView(MutableMapping):

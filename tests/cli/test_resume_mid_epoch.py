@@ -18,9 +18,13 @@ from helpers import compose_cfg, shrink
 from lightning.pytorch.callbacks import Callback
 from omegaconf import open_dict
 
+from ramlico.callbacks import EMA
 from ramlico.cli import train
 
-EXPERIMENTS = ["clip_adapter_demo", "ram_demo", "lico_demo"]
+EXPERIMENTS = ["clip_adapter_demo", "ram_demo", "lico_demo", "ram_demo+ema"]
+# "+ema": the EMA callback (restarted every epoch, the reference's way: a mid-epoch resume must
+# continue the saved average, not restart it); validation and test then use the average.
+EMA_OVERRIDES = {"decay": 0.5, "reset_each_epoch": True}
 EPOCHS = 2
 BATCH_SIZE = 8  # 40 generated training images (shrink) -> 5 batches per epoch
 SAVE_EVERY = 2  # mid-epoch last.ckpt every 2 optimizer steps (one per batch)
@@ -66,9 +70,12 @@ class BatchLog(Callback):
 
 
 def _cfg(tmp_path: Path, experiment: str, name: str, crash: bool = False, ckpt: Path | None = None):
+    experiment, _, ema = experiment.partition("+")
     cfg = shrink(compose_cfg("train", tmp_path / name, [f"experiment={experiment}"]),
                  tmp_path / "gen")  # fmt: skip
     with open_dict(cfg):
+        if ema:
+            cfg.callbacks.ema.update(EMA_OVERRIDES)
         cfg.logger = None
         cfg.trainer.deterministic = True
         cfg.trainer.max_epochs = EPOCHS
@@ -122,6 +129,13 @@ def test_mid_epoch_resume_equals_uninterrupted_run(tmp_path, experiment):
     assert weights_a.keys() == weights_r.keys()
     for key, value in weights_a.items():
         assert torch.equal(value, weights_r[key]), key
+    ema_a, ema_r = (o["trainer"].callbacks for o in (objects_a, objects_r))
+    states = [next(c for c in cbs if isinstance(c, EMA)).state_dict() for cbs in (ema_a, ema_r)]
+    assert bool(states[0]) == experiment.endswith("+ema")
+    if states[0]:
+        assert states[0]["updates"] == states[1]["updates"] > 0
+        for key, value in states[0]["average"].items():
+            assert torch.equal(value, states[1]["average"][key]), key
     test_keys = [k for k in metrics_a if k.startswith("test/")]
     assert len(test_keys) >= 2
     for key in test_keys:

@@ -1,4 +1,4 @@
-"""EMA of trainable tensors: the update formula, swapping for evaluation, RAM integration."""
+"""EMA shadows of trainable tensors: the update formula, evaluation swap, what is tracked."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ramlico.methods import RAM
-from ramlico.modules.ema import EMAShadow
+from ramlico.modules.ema import EMAShadow, ema_tracked_names
 
 
 class _Owner(nn.Module):
@@ -29,42 +29,41 @@ def test_update_is_the_exponential_average_of_the_trainable_tensors():
         owner.lin.weight.fill_(3.0)
     ema.update(owner)
     # s2 = 0.9 (0.9 w0 + 0.1 * 1) + 0.1 * 3
-    torch.testing.assert_close(ema.lin__weight, 0.81 * w0 + 0.09 + 0.3)
-    assert not hasattr(ema, "frozen__weight")  # frozen tensors are not tracked
-    assert hasattr(ema, "bn__running_mean")  # statistics of trainable BatchNorms are
+    torch.testing.assert_close(ema.average["lin.weight"], 0.81 * w0 + 0.09 + 0.3)
+    assert "frozen.weight" not in ema.average  # frozen tensors are not tracked
+    assert "bn.running_mean" in ema.average  # statistics of trainable BatchNorms are
+    assert "bn.num_batches_tracked" not in ema.average  # integer buffers are not averaged
 
 
-def test_swapped_evaluates_with_the_average_and_restores_the_live_weights():
+def test_swap_in_evaluates_the_average_and_swap_out_restores_the_live_weights():
     owner = _Owner()
     ema = EMAShadow(owner, decay=0.5)
-    live = owner.lin.weight.detach().clone()
+    live0 = owner.lin.weight.detach().clone()
     with torch.no_grad():
         owner.lin.weight.add_(2.0)
-    ema.update(owner)  # shadow = live + 1
+        owner.bn.running_mean.fill_(4.0)
+    ema.update(owner)  # shadow = live0 + 1, running_mean shadow = 2
     current = owner.lin.weight.detach().clone()
     with ema.swapped(owner):
-        torch.testing.assert_close(owner.lin.weight, live + 1.0)
+        assert ema.active
+        torch.testing.assert_close(owner.lin.weight, live0 + 1.0)
+        torch.testing.assert_close(owner.bn.running_mean, torch.tensor([2.0]))
+        torch.testing.assert_close(ema.average["lin.weight"], live0 + 1.0)  # still the average
+    assert not ema.active
     assert torch.equal(owner.lin.weight, current)
+    assert torch.equal(owner.bn.running_mean, torch.tensor([4.0]))
     with pytest.raises(ValueError, match="decay"):
         EMAShadow(owner, decay=1.0)
+    with pytest.raises(KeyError, match="does not fit"):
+        ema.load({"lin.weight": live0})
 
 
-def test_ram_tracks_its_trainable_tensors_and_swaps_for_test(tiny_clip):
-    torch.manual_seed(0)
+def test_ram_tracks_exactly_its_side_network_prompts_temperatures_and_bn_statistics(tiny_clip):
     model = RAM(tiny_clip, saa_layers=[0, 1], tss_layers=[1], visual_prompt_layers=[1],
-                text_prompt_layers=[1], ema={"decay": 0.5})  # fmt: skip
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    state = model.trainable_state_dict()
-    assert {f"ema.{n.replace('.', '__')}" for n in trainable} <= set(state)
-    prompt = model.text_prompts.prompts["1"]
-    with torch.no_grad():
-        prompt.add_(1.0)
-    model.on_train_batch_end(None, None, 0)  # one EMA step: shadow = old + 0.5
-    live = prompt.detach().clone()
-    model.on_test_start()
-    torch.testing.assert_close(model.text_prompts.prompts["1"], live - 0.5)
-    model.on_test_end()
-    assert torch.equal(model.text_prompts.prompts["1"], live)
-    with pytest.raises(ValueError, match="unknown keys"):
-        RAM(tiny_clip, saa_layers=[0, 1], tss_layers=[1], visual_prompt_layers=[1],
-            text_prompt_layers=[1], ema={"decay": 0.5, "every": 2})  # fmt: skip
+                text_prompt_layers=[1])  # fmt: skip
+    names = ema_tracked_names(model)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names[: len(trainable)] == trainable
+    stats = names[len(trainable) :]
+    assert stats and all(n.startswith("ladder.") and "running_" in n for n in stats)
+    assert not any(n.startswith("backbone.") for n in names)

@@ -14,6 +14,12 @@ from ramlico.modules.kcot import (
     region_label_cost,
     teacher_plan,
 )
+from ramlico.ot import SolverOptions
+
+
+def _solved(tol: float | None, max_iter: int) -> KCOTConfig:
+    """The reference KCOT with a tighter / fixed-length Sinkhorn (same eps 0.1)."""
+    return KCOTConfig(solver=SolverOptions(reg=0.1, tol=tol, max_iter=max_iter, stop_rule="all"))
 
 
 def _sim(b=2, n=12, c=5, seed=0) -> torch.Tensor:
@@ -41,7 +47,7 @@ def test_cost_and_marginal_by_hand():
 
 def test_plan_columns_sum_to_one_over_c_and_rows_to_u():
     s = _sim()
-    plan = kcot_plan(s, KCOTConfig(tol=1e-9, max_iter=2000))
+    plan = kcot_plan(s, _solved(tol=1e-9, max_iter=2000))
     torch.testing.assert_close(plan.sum(1), torch.full((2, 5), 0.2), rtol=0, atol=1e-6)
     torch.testing.assert_close(plan.sum(2), label_presence_marginal(s), rtol=0, atol=1e-6)
     # the reference stop rule: columns exact on exit, rows within its tolerance
@@ -52,7 +58,7 @@ def test_plan_columns_sum_to_one_over_c_and_rows_to_u():
 def test_training_plan_equals_pot_on_the_transformed_cost():
     s, y = _sim(), _targets()
     p = teacher_plan(_sim(seed=1), y)
-    plan = kcot_plan(s, KCOTConfig(tol=None, max_iter=3000), teacher=p)
+    plan = kcot_plan(s, _solved(tol=None, max_iter=3000), teacher=p)
     c0 = region_label_cost(s).double()
     u = label_presence_marginal(s).double()
     for i in range(2):
@@ -66,7 +72,7 @@ def test_training_plan_equals_pot_on_the_transformed_cost():
 def test_teacher_scale_invariance_and_inference_without_teacher():
     s, y = _sim(), _targets()
     p = teacher_plan(_sim(seed=1), y)
-    cfg = KCOTConfig(tol=None, max_iter=500)
+    cfg = _solved(tol=None, max_iter=500)
     torch.testing.assert_close(kcot_plan(s, cfg, p), kcot_plan(s, cfg, 7 * p), rtol=1e-5, atol=1e-8)
     plain = kcot_plan(s, cfg)
     c0, u = region_label_cost(s).double(), label_presence_marginal(s).double()
@@ -104,7 +110,7 @@ def test_teacher_lowers_non_ground_truth_mass_where_it_places_the_labels():
     st = torch.zeros(1, 6, 3)
     st[0, 0, 0] = 0.2  # teacher: label 0 lives in region 0
     p = teacher_plan(st, y)
-    cfg = KCOTConfig(tol=None, max_iter=1000)
+    cfg = _solved(tol=None, max_iter=1000)
     with_t, without = kcot_plan(s, cfg, p), kcot_plan(s, cfg)
     non_gt_in_region0 = lambda t: t[0, 0, 1:].sum().item()  # noqa: E731
     assert non_gt_in_region0(with_t) < 0.5 * non_gt_in_region0(without)

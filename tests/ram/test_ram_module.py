@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.losses import mmc_loss
 from ramlico.methods import RAM
-from ramlico.utils.schedule import warmup_cosine_lr
+from ramlico.utils.schedule import warmup_cosine_lr, warmup_cosine_scheduler
 
 NAMES = ["red circle", "blue square", "green star", "yellow cross"]
 
 
+def reference_optimizer(**lrs: float) -> dict[str, functools.partial]:
+    """The reference recipe as the factories configs/model/ram.yaml builds."""
+    return {
+        "adapters": functools.partial(
+            torch.optim.AdamW, lr=lrs.get("adapters", 5e-6), weight_decay=1e-4
+        ),
+        "temperatures": functools.partial(
+            torch.optim.AdamW, lr=lrs.get("temperatures", 5e-5), weight_decay=1e-4
+        ),
+        "prompts": functools.partial(
+            torch.optim.SGD, lr=lrs.get("prompts", 1e-3), momentum=0.9, weight_decay=1e-4
+        ),
+    }
+
+
 def _ram(backbone: CLIPBackbone, **kw) -> RAM:
     torch.manual_seed(0)
-    args = dict(saa_layers=[0, 1], tss_layers=[1], visual_prompt_layers=[1], text_prompt_layers=[1])
+    args = dict(saa_layers=[0, 1], tss_layers=[1], visual_prompt_layers=[1], text_prompt_layers=[1],
+                optimizer=reference_optimizer())  # fmt: skip
     args.update(kw)
     return RAM(backbone, **args)
 
@@ -60,12 +78,12 @@ def test_only_side_network_prompts_and_temperatures_get_gradients(tiny_clip, bat
 def test_optimiser_step_leaves_frozen_weights_unchanged(tiny_clip, batch):
     model = _ram(tiny_clip).train()
     frozen = {n: p.detach().clone() for n, p in model.backbone.named_parameters()}
-    combined = model.configure_optimizers()
-    adamw, sgd = combined.optimizers
+    combined = model.configure_optimizers()["optimizer"]
+    adapters, temperatures, sgd = combined.optimizers
     assert [g["name"] for g in combined.param_groups] == ["adapters", "temperatures", "prompts"]
-    assert [g["name"] for g in adamw.param_groups] == ["adapters", "temperatures"]
-    assert [g["name"] for g in sgd.param_groups] == ["prompts"]
-    assert sgd.defaults["momentum"] == 0.9
+    assert isinstance(adapters, torch.optim.AdamW) and isinstance(temperatures, torch.optim.AdamW)
+    assert [g["lr"] for g in combined.param_groups] == [5e-6, 5e-5, 1e-3]
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
     prompts = model.text_prompts.prompts["1"].detach().clone()
     out = model(batch[0], NAMES, targets=batch[1])
     (mmc_loss(out["s_glb"], batch[1]) + mmc_loss(out["s_loc"], batch[1])).backward()
@@ -85,11 +103,44 @@ def test_schedule_matches_the_reference_table():
         assert got == pytest.approx(lrs, rel=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("bases", "kw"),
+    [
+        # reference: 3 warm-up epochs from 5e-7, cosine over 60 epochs towards 1e-7
+        ((5e-6, 5e-5, 1e-3), dict(warmup_epochs=3, warmup_lr=5e-7, min_lr=1e-7, max_epochs=60)),
+        # ram_demo: 1 warm-up epoch, 10-epoch cosine (epochs past max_epochs rise again)
+        ((1e-2, 1e-3, 0.1), dict(warmup_epochs=1, warmup_lr=1e-4, min_lr=1e-5, max_epochs=10)),
+    ],
+)
+def test_lambdalr_schedule_equals_the_formula_every_epoch_and_group(tiny_clip, bases, kw):
+    lrs = dict(zip(("adapters", "temperatures", "prompts"), bases, strict=True))
+    model = _ram(tiny_clip, optimizer=reference_optimizer(**lrs),
+                 scheduler=functools.partial(warmup_cosine_scheduler, **kw))  # fmt: skip
+    conf = model.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+    assert conf["lr_scheduler"]["interval"] == "epoch"
+    for epoch in range(1, 2 * kw["max_epochs"] + 1):  # Lightning steps it after every epoch
+        for group in opt.param_groups:  # every group of all three inner optimisers
+            expected = warmup_cosine_lr(epoch, lrs[group["name"]], **kw)
+            # one rounding apart: LambdaLR computes base * (lr / base)
+            assert group["lr"] == pytest.approx(expected, rel=1e-15, abs=0), (epoch, group["name"])
+        inner = [g["lr"] for o in opt.optimizers for g in o.param_groups]
+        assert inner == [g["lr"] for g in opt.param_groups]
+        opt.step()  # (no gradients: a no-op) keeps torch's step-order check quiet
+        sched.step()
+    # the state (saved in checkpoints) restores the same counter and factors
+    fresh = _ram(tiny_clip, optimizer=reference_optimizer(**lrs),
+                 scheduler=functools.partial(warmup_cosine_scheduler, **kw))  # fmt: skip
+    conf2 = fresh.configure_optimizers()
+    conf2["lr_scheduler"]["scheduler"].load_state_dict(sched.state_dict())
+    assert conf2["lr_scheduler"]["scheduler"].last_epoch == sched.last_epoch
+
+
 def test_twenty_steps_give_a_finite_decreasing_loss(tiny_clip, batch):
-    model = _ram(tiny_clip, template="{}", tau_loc=0.01).train()
-    opt = model.configure_optimizers()
-    for group in opt.param_groups[:2]:
-        group["lr"] = 1e-2
+    optimizer = reference_optimizer(adapters=1e-2, temperatures=1e-2)
+    model = _ram(tiny_clip, template="{}", tau_loc=0.01, optimizer=optimizer).train()
+    opt = model.configure_optimizers()["optimizer"]
     images, y = batch
     losses = []
     for _ in range(20):
@@ -145,14 +196,32 @@ def test_logits_and_plan_are_fp32_under_bf16_autocast(tiny_clip, batch):
     torch.testing.assert_close(out["plan"].sum(1), torch.full((2, 4), 0.25), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize(("kw", "match"), [
-    ({"optim": {"adpter_lr": 1e-3}}, "model.optim: unknown keys \\['adpter_lr'\\]"),
-    ({"kcot": {"epsilon": 0.1}}, "model.kcot: unknown keys \\['epsilon'\\]"),
-    ({"lla_combine": "avg"}, "lla_combine"),
+_TYPO_SGD = functools.partial(torch.optim.SGD, lr=1e-3, momentum=0.9, nesterv=1)
+
+
+@pytest.mark.parametrize(("kw", "error", "match"), [
+    ({"optimizer": {**reference_optimizer(), "prompts": _TYPO_SGD}}, TypeError,
+     r"model.optimizer.prompts: SGD has no option\(s\) \['nesterv'\]; allowed: .*'nesterov'"),
+    ({"optimizer": {"adapters": torch.optim.AdamW, "prompt": torch.optim.SGD}},
+     ValueError, r"missing \['prompts', 'temperatures'\], unknown \['prompt'\]"),
+    ({"scheduler": functools.partial(torch.optim.lr_scheduler.StepLR, step=3)}, TypeError,
+     r"model.scheduler: StepLR has no option\(s\) \['step'\]; allowed: .*'step_size'"),
+    ({"kcot": {"epsilon": 0.1}}, TypeError, r"KCOTConfig: unknown option\(s\) \['epsilon'\]; "
+                                            r"allowed: \['beta', 'fill', 'scale', 'sharpen'"),
+    ({"kcot": {"solver": {"rge": 0.1}}}, TypeError,
+     r"SolverOptions: unknown option\(s\) \['rge'\]"),
+    ({"kcot": {"fill": "batch_max"}}, ValueError, "kcot fill='batch_max' is not supported"),
+    ({"lla_combine": "avg"}, ValueError, "lla_combine"),
 ])  # fmt: skip
-def test_misspelt_options_are_named(tiny_clip, kw, match):
-    with pytest.raises(ValueError, match=match):
+def test_misspelt_options_are_named(tiny_clip, kw, error, match):
+    with pytest.raises(error, match=match):
         _ram(tiny_clip, **kw)
+
+
+def test_training_needs_optimiser_factories(tiny_clip):
+    model = _ram(tiny_clip, optimizer=None)  # inference / evaluation only
+    with pytest.raises(ValueError, match="without optimiser factories"):
+        model.configure_optimizers()
 
 
 def test_teacher_label_features_are_the_unit_frozen_prompt_embeddings(tiny_clip):

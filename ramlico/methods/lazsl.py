@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from ramlico.backbones import CLIPBackbone
-from ramlico.methods.base import RamlicoModule
+from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.utils import get_logger
 from ramlico.zeroshot import (
     clip_scores,
@@ -290,6 +290,19 @@ class LaZSL(RamlicoModule):
             feats, mask = pad_descriptor_embeddings(embs)
             self._text_cache[split] = (feats.to(self.device), mask.to(self.device))
         return self._text_cache[split]
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """Scores and, with ``evidence``, each image's descriptor / crop panel of its top class
+        (for the first ``explain_images`` images scored; ``None`` for the others)."""
+        start, before = self._seen, len(self.panels)
+        scores = self.scores(images, label_names)
+        panels = None
+        if evidence:
+            made = dict(self.panels[before:])
+            panels = [made.get(start + b) for b in range(images.shape[0])]
+        return LabelScores(scores=scores, logits=scores, panels=panels)
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         hp = self.hparams

@@ -111,3 +111,22 @@ def test_checkpoint_free_zero_shot_prediction(tmp_path):
                                                  f"inputs={inputs[0]}", "labels_file=nope.txt"]))
     arr = np.asarray(Image.open(inputs[0]))
     assert arr.shape == (64, 64, 3)
+
+
+def test_lazsl_with_its_descriptor_file_writes_one_panel_per_image(tmp_path):
+    from ramlico.cli import predict
+
+    inputs = [p for p, _ in draw_images(tmp_path / "imgs", 3, seed=13)]
+    cfg = compose_cfg("predict", tmp_path, [
+        "experiment=lazsl_demo", f"inputs={tmp_path / 'imgs'}", "model.num_crops=6",
+        "model.descriptors_file=generated_shapes", "labels=[red circle,blue star,green cross]",
+        "trainer.accelerator=cpu", "~callbacks.rich_progress_bar",
+    ])  # fmt: skip
+    records, objects = predict(cfg)
+    assert len(records) == len(inputs) == 3
+    for r in records:
+        assert r["panel_file"].startswith("panels/") and "heatmap_files" not in r
+        panel = tmp_path / "out" / r["panel_file"]
+        assert Image.open(panel).size == (776, 296)  # LaZSL's panel layout (PANEL_SIZE)
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert all(r["panel_file"] in page for r in records)

@@ -13,7 +13,6 @@ weights from the config alone).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ramlico.backbones.registry import register_model_configs
+from ramlico.utils import get_logger
 
 __all__ = ["CLIPBackbone", "ImageFeatures", "project_visual_tokens"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 Tensor = torch.Tensor
 
 

@@ -11,8 +11,10 @@ from rich.console import Console
 
 from ramlico.callbacks import load_ema_average
 from ramlico.cli.checkpoint import load_checkpoint
+from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
+from ramlico.cli.wrapper import task_wrapper
 from ramlico.utils import get_logger
 
 __all__ = ["evaluate"]
@@ -42,13 +44,17 @@ def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
     )  # fmt: skip
 
 
-def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+@task_wrapper
+def evaluate(cfg: DictConfig, objects: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
     """Evaluate on every eval split of the datamodule (ZSL and GZSL); print and log the metrics.
 
-    With ``ckpt_path`` the model config comes from the checkpoint (unless
+    Called as ``evaluate(cfg)`` (see :func:`ramlico.cli.wrapper.task_wrapper`). With
+    ``ckpt_path`` the model config comes from the checkpoint (unless
     ``use_checkpoint_config=false``) and its trainable weights are restored; frozen backbones are
-    rebuilt from that config. Training-free methods need no checkpoint.
+    rebuilt from that config. Training-free methods need no checkpoint. Every logger receives the
+    resolved config as its hyper-parameters.
     """
+    objects["cfg"] = cfg
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     ckpt = load_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
@@ -62,17 +68,20 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         raise ValueError(
             f"{model_cfg._target_} is trained: pass ckpt_path=/path/to/last.ckpt to evaluate.py"
         )
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    model = hydra.utils.instantiate(model_cfg, _convert_="all")
+    datamodule = objects["datamodule"] = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = objects["model"] = hydra.utils.instantiate(model_cfg, _convert_="all")
     if ckpt is not None:
         model.on_load_checkpoint(ckpt)
         model.load_state_dict(ckpt["state_dict"], strict=False)
         if load_ema_average(model, ckpt, cfg.get("ema")):
             log.info("evaluating the EMA average of the checkpoint's weights (ema=false: live)")
     model.run_config = resolved_config(cfg)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = objects["callbacks"] = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = objects["loggers"] = instantiate_loggers(cfg.get("logger"))
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    objects["trainer"] = trainer
+    params = hyperparameters(model.run_config, model)
+    log_hyperparameters(trainer.loggers, params)
     trainer.test(model=model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if (cfg.get("eval") or {}).get("saliency"):
@@ -85,4 +94,5 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         dataset = cfg.data.get("dataset") or cfg.data.get("source")
         where = f" on {dataset}" if dataset else ""
         Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))
-    return metrics, dict(cfg=cfg, datamodule=datamodule, model=model, trainer=trainer)
+    log_hparams_metrics(trainer.loggers, params, metrics)
+    return metrics, objects

@@ -18,7 +18,6 @@ Sources:
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
 from ramlico.data.named_sets import list_named_datasets, read_named_dataset
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
+from ramlico.utils import get_logger
 
 __all__ = [
     "ClassificationDataModule",
@@ -39,7 +39,7 @@ __all__ = [
     "read_image_folder",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
 GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
 

@@ -36,7 +36,6 @@ them as ``${data.root}/...``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,8 +54,9 @@ from ramlico.data.nus_wide import read_nus_label_space, read_nus_wide
 from ramlico.data.records import Record, read_coco_file, read_label_file, read_ram_json
 from ramlico.data.sampling import ResumableTrainData
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform, build_train_transform
+from ramlico.utils import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SOURCES = ("generated", "coco", "nus_wide", "custom")
 TRAIN_SHUFFLE = ("epoch", "once", "none")

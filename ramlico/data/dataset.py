@@ -8,7 +8,6 @@ without any label of the vocabulary are kept as all-negative and counted in ``n_
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,8 +18,9 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ramlico.data.records import Record
+from ramlico.utils import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_LISTED = 20
 IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)

@@ -20,7 +20,6 @@ contains label ``i mod 20``, so every label occurs in both splits once n >= 20.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ramlico.data.labels import LabelSpace
+from ramlico.utils import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 GENERATED_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),

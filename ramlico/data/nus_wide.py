@@ -30,7 +30,6 @@ of the 81 concepts are tags); unseen = the concepts. An image's seen labels come
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -39,8 +38,9 @@ import numpy as np
 
 from ramlico.data.labels import LabelSpace
 from ramlico.data.records import Record
+from ramlico.utils import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CONCEPTS_FILES = ("ConceptsList/Concepts81.txt", "Concepts81.txt")
 TAGLIST_FILES = ("NUS_WID_Tags/TagList1k.txt", "ConceptsList/TagList1k.txt")

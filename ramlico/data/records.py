@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN
+from ramlico.utils import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LABEL_SEPARATOR = "|"
 CSV_SUFFIXES = (".csv",)

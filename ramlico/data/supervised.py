@@ -21,7 +21,6 @@ noise ``N(0, limited_label_noise_std^2)`` after normalisation (LICO reference co
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from ramlico.data.classification import (
     read_image_folder,
 )
 from ramlico.data.sampling import ResumableTrainData
+from ramlico.utils import get_logger
 
 __all__ = [
     "DATASET_STATS",
@@ -48,7 +48,7 @@ __all__ = [
     "build_supervised_transform",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 SOURCES = ("generated", "folder", "cifar10", "cifar100", "svhn")
 PRESETS = ("cifar", "svhn", "imagenet", "basic", "none")
 SVHN_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -70,13 +70,23 @@ class DeepPromptTextEncoder(nn.Module):
     def _prefix(self, tower: FrozenCLIPTextTower, ids: Tensor, length: int) -> Tensor:
         """Frozen blocks before the first prompted block (no gradient), cached per token set.
 
-        ``ids`` are the CPU token ids, so the cache key costs no device synchronisation.
+        The key holds everything the output depends on besides the frozen weights' values: the
+        device, the weights' dtype, the autocast dtype (``None`` outside autocast; a bf16 prefix
+        must not serve an fp16 call), the length and the token ids. ``ids`` are the CPU token
+        ids, so the key costs no device synchronisation.
         """
-        device = tower.token_embedding.weight.device
+        weight = tower.token_embedding.weight
+        device = weight.device
+        autocast = (
+            torch.get_autocast_dtype(device.type)
+            if torch.is_autocast_enabled(device.type)
+            else None
+        )
         key = (
             device,
+            weight.dtype,
+            autocast,
             length,
-            torch.is_autocast_enabled(device.type),
             ids.shape,
             hash(ids.numpy().tobytes()),
         )

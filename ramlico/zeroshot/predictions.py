@@ -44,7 +44,8 @@ class PredictionLog:
         Args:
             index: ``(B,)`` dataset indices; scores: ``(B, K)``; labels: ``(B,)`` class indices.
         """
-        if scores.dim() != 2 or scores.shape[0] != labels.shape[0] != index.shape[0]:
+        sizes = {scores.shape[0], labels.shape[0], index.shape[0]}
+        if scores.dim() != 2 or labels.dim() != 1 or index.dim() != 1 or len(sizes) != 1:
             raise ValueError(
                 f"scores (B, K), labels (B,), index (B,) expected; got {tuple(scores.shape)}, "
                 f"{tuple(labels.shape)}, {tuple(index.shape)}"

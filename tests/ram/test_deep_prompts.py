@@ -76,6 +76,42 @@ def test_the_frozen_prefix_is_cached(tower, tokens):
     torch.testing.assert_close(a, b)
 
 
+def test_a_bf16_prefix_is_not_reused_by_an_fp16_call(tower, tokens):
+    torch.manual_seed(0)
+    enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
+    fresh = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
+    fresh.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = enc(tower, tokens)  # caches the bf16 prefix
+        with torch.autocast("cpu", dtype=torch.float16):
+            fp16 = enc(tower, tokens)
+            expected = fresh(tower, tokens)  # an fp16 prefix computed from scratch
+        plain = enc(tower, tokens)  # fp32, outside autocast
+        expected_plain = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
+        expected_plain.load_state_dict(enc.state_dict())
+        fp32 = expected_plain(tower, tokens)
+    assert torch.equal(fp16, expected)
+    assert torch.equal(plain, fp32)
+    assert (bf16.float() - fp16.float()).abs().max() > 0  # the two precisions do differ here
+    assert len(enc._prefix_cache) == 3  # one prefix per (weights dtype, autocast dtype)
+
+
+def test_the_prefix_cache_is_keyed_by_the_weights_dtype(tiny_clip, tower, tokens):
+    import copy
+
+    tower64 = FrozenCLIPTextTower(copy.deepcopy(tiny_clip).double())
+    torch.manual_seed(0)
+    enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
+    fresh = copy.deepcopy(enc).double()
+    with torch.no_grad():
+        enc(tower, tokens)  # caches the fp32 prefix
+        enc.double()
+        got = enc(tower64, tokens)
+        expected = fresh(tower64, tokens)
+    assert got.dtype == torch.float64 and torch.equal(got, expected)
+
+
 def test_full_layout_rejects_an_eot_among_the_set_aside_tokens(tiny_clip, tower):
     long = tiny_clip.tokenize(["word " * 74])
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4, truncate=False)

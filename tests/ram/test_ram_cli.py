@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
@@ -14,6 +15,7 @@ from helpers import compose_cfg, shrink  # noqa: E402
 
 from ramlico.cli import evaluate, train  # noqa: E402
 from ramlico.cli.checkpoint import load_checkpoint, load_trainable_weights  # noqa: E402
+from ramlico.utils.schedule import warmup_cosine_lr  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,47 @@ def test_init_ckpt_copies_the_trainable_tensors(trained, tmp_path):
     other = instantiate(cfg.model, _convert_="all")
     with pytest.raises(ValueError, match="shape mismatch text_prompts.prompts.1"):
         load_trainable_weights(other, ckpt)
+
+
+class _LrLog(Callback):
+    """Each group's lr at every epoch start, and which groups' tensors moved in the epoch."""
+
+    def __init__(self) -> None:
+        self.lrs: list[dict[str, float]] = []
+        self.moved: list[dict[str, bool]] = []
+
+    def _snapshot(self, pl_module) -> dict[str, list[torch.Tensor]]:
+        return {k: [p.detach().clone() for p in ps] for k, ps in pl_module.param_groups().items()}
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        opt = trainer.optimizers[0]
+        self.lrs.append({g["name"]: g["lr"] for g in opt.param_groups})
+        self._start = self._snapshot(pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        now = self._snapshot(pl_module)
+        self.moved.append(
+            {k: any(not torch.equal(a, b) for a, b in zip(v, now[k], strict=True))
+             for k, v in self._start.items()}
+        )  # fmt: skip
+
+
+def test_lightning_steps_the_schedule_per_epoch_and_every_inner_optimiser(tmp_path):
+    """The real ram_demo config through Lightning's automatic optimisation (3 epochs)."""
+    cfg = shrink(compose_cfg("train", tmp_path, []), tmp_path / "gen")
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 3
+        cfg.logger = None
+        cfg.test = False
+        cfg.callbacks.lr_log = {"_target_": f"{__name__}._LrLog"}
+    _, objects = train(cfg)
+    log = next(c for c in objects["trainer"].callbacks if isinstance(c, _LrLog))
+    sched = cfg.model.scheduler
+    kw = dict(warmup_epochs=sched.warmup_epochs, warmup_lr=sched.warmup_lr,
+              min_lr=sched.min_lr, max_epochs=sched.max_epochs)  # fmt: skip
+    base = {g: cfg.model.optimizer[g].lr for g in ("adapters", "temperatures", "prompts")}
+    for epoch, lrs in enumerate(log.lrs, start=1):  # RAM's t = 1, 2, 3 at the epoch starts
+        assert lrs == pytest.approx({g: warmup_cosine_lr(epoch, b, **kw) for g, b in base.items()},
+                                    rel=1e-15)  # fmt: skip
+    assert log.moved == [{"adapters": True, "temperatures": True, "prompts": True}] * 3
+    assert len(objects["trainer"].optimizers) == 1  # AdamW, AdamW, SGD stepped as one

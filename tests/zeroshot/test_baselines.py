@@ -86,6 +86,24 @@ def test_prediction_log_csv_and_metrics(tmp_path):
     assert "toy" in table.splitlines()[0] and "33.33" in table.splitlines()[1]
 
 
+@pytest.mark.parametrize(
+    ("index", "scores", "labels"),
+    [
+        # scores and labels agree, the index does not: a chained `a != b != c` let this through
+        (torch.arange(3), torch.rand(2, 4), torch.tensor([0, 1])),
+        (torch.arange(2), torch.rand(2, 4), torch.tensor([0, 1, 2])),
+        (torch.arange(2), torch.rand(3, 4), torch.tensor([0, 1])),  # a == c != b
+        (torch.arange(2), torch.rand(2, 4), torch.tensor([[0], [1]])),
+        (torch.arange(2), torch.rand(2), torch.tensor([0, 1])),
+    ],
+)
+def test_prediction_log_rejects_mismatched_batches(index, scores, labels):
+    log = PredictionLog(k=2)
+    with pytest.raises(ValueError, match=r"scores \(B, K\), labels \(B,\), index \(B,\) expected"):
+        log.add(index, scores, labels)
+    assert len(log) == 0
+
+
 def test_explanation_panel_draws_boxes_and_bars():
     image = to_uint8_image(torch.zeros(3, 32, 48), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert image.size == (48, 32) and image.getpixel((0, 0)) == (128, 128, 128)

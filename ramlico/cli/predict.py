@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers
+from ramlico.cli.wrapper import task_wrapper
 from ramlico.predict.build import build_from_checkpoint, build_from_config
 from ramlico.predict.data import ImagePredictionData
 from ramlico.predict.images import find_images
@@ -46,8 +47,11 @@ def read_labels(labels: Any, labels_file: str | None, default: list[str] | None)
     )
 
 
-def predict(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@task_wrapper
+def predict(cfg: DictConfig, objects: dict[str, Any]) -> tuple[list[dict[str, Any]], dict]:
     """Tag every image of ``cfg.inputs``; write predictions, heatmaps and the gallery.
+
+    Called as ``predict(cfg)`` (:func:`ramlico.cli.wrapper.task_wrapper`).
 
     Returns:
         ``(records, objects)``: one dict per image (as in ``predictions.jsonl``) and the objects
@@ -55,7 +59,11 @@ def predict(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    built = build_from_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else build_from_config(cfg)
+    objects["cfg"] = cfg
+    if cfg.get("ckpt_path"):
+        built = build_from_checkpoint(cfg.ckpt_path, ema=cfg.get("ema"))
+    else:
+        built = build_from_config(cfg)
     labels = read_labels(cfg.get("labels"), cfg.get("labels_file"), built.labels)
     files = find_images(list(cfg.inputs) if not isinstance(cfg.inputs, str) else cfg.inputs,
                         recursive=bool(cfg.get("recursive")))  # fmt: skip
@@ -67,8 +75,8 @@ def predict(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     )  # fmt: skip
     model = built.model
     model.calibration = built.calibration.to_dict() if built.calibration.fitted else None
-    callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = objects["callbacks"] = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = objects["loggers"] = instantiate_loggers(cfg.get("logger"))
     precision = cfg.get("precision", "auto")
     if precision == "auto":
         precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
@@ -79,4 +87,5 @@ def predict(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     trainer.predict(model=model, datamodule=datamodule, return_predictions=False)
     writer = next((c for c in callbacks if hasattr(c, "records")), None)
     records = writer.records if writer is not None else []
-    return records, dict(model=model, datamodule=datamodule, trainer=trainer, writer=writer)
+    objects.update(model=model, datamodule=datamodule, trainer=trainer, writer=writer)
+    return records, objects

@@ -48,12 +48,17 @@ def _default_labels(label_names: Mapping[str, Sequence[str]] | None) -> list[str
     return None
 
 
-def build_from_checkpoint(path: str | Path, model_cfg: DictConfig | None = None) -> Built:
+def build_from_checkpoint(
+    path: str | Path, model_cfg: DictConfig | None = None, ema: bool | None = None
+) -> Built:
     """Rebuild the model of a ``train.py`` checkpoint from the checkpoint alone.
 
     The model config, data config (preprocessing) and label names are read from the
     checkpoint; ``model_cfg`` replaces its model config (``use_checkpoint_config=false``).
+    ``ema``: the EMA average (``True``), the live weights (``False``) or as the run validated
+    (``None``: the average when it evaluated with one) -- the weights the calibration was fitted on.
     """
+    from ramlico.callbacks.ema import load_ema_average
     from ramlico.cli.checkpoint import load_checkpoint  # ramlico.cli imports this module
 
     ckpt = load_checkpoint(path)
@@ -68,6 +73,7 @@ def build_from_checkpoint(path: str | Path, model_cfg: DictConfig | None = None)
     model.label_names = {k: list(v) for k, v in (meta.get("label_names") or {}).items()}
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"], strict=False)
+    load_ema_average(model, ckpt, ema)
     return Built(
         model=model,
         transform=eval_transform_from_data_config(config.get("data")),

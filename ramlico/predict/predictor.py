@@ -318,6 +318,7 @@ def load_predictor(
     device: str | None = None,
     precision: str | None = None,
     batch_size: int = 16,
+    ema: bool | None = None,
 ) -> Predictor:
     """A :class:`Predictor` from a checkpoint file or an experiment name (module docstring).
 
@@ -326,6 +327,7 @@ def load_predictor(
             of a training-free experiment (``clip_zeroshot_demo``, ``lazsl_demo``, ...).
         overrides: Hydra overrides for an experiment (``["model.backbone.pretrained=/w.pt"]``).
         device, precision, batch_size: see :class:`Predictor`.
+        ema: a checkpoint's EMA average (``True``), live weights (``False``), or as it validated.
 
     Raises:
         FileNotFoundError: neither a checkpoint file nor a shipped experiment.
@@ -335,7 +337,7 @@ def load_predictor(
 
     path = Path(source)
     if path.suffix == ".ckpt" or path.is_file():
-        built = build_from_checkpoint(path)
+        built = build_from_checkpoint(path, ema=ema)
     else:
         built = build_from_experiment(str(source), overrides)
     return Predictor(

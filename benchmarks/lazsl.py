@@ -4,7 +4,10 @@ Mirrors :meth:`ramlico.methods.LaZSL.predict_scores` step by step. Per image LaZ
 1 global view + N crops with CLIP and solves K entropic OT problems (N crops x M_max descriptors
 each) in one engine call. This script times, per batch of images:
 
-* ``crop``: cutting and resizing the N seeded crops (``roi_align``);
+* ``crop``: making the global view and the N seeded crops of the original image (``--width`` x
+  ``--height``, ImageNet's mean size by default) with :class:`ramlico.zeroshot.crops.CropViews`:
+  ``--crop-mode pil`` = PIL crop + CLIP preprocess per crop (the loader workers' CPU work, in
+  parallel over ``num_workers`` in a real run), ``tensor`` = resized crops on ``--device``;
 * ``encoder``: the CLIP image forward of the 1 + N views (random weights: same cost as trained);
 * ``ot``: :func:`ramlico.zeroshot.lazsl_scores` over all K classes (reference stopping);
 
@@ -13,7 +16,8 @@ unit descriptor embeddings with M_k in [2, 11] (ImageNet's range, mean about 6.5
 text side of the OT step. Writes JSON.
 
     python benchmarks/lazsl.py --quick                 # CPU: 2 images (1 timed), minutes
-    python benchmarks/lazsl.py --device cuda --images 512 --batch 32 --precision bf16
+    python benchmarks/lazsl.py --device cuda --images 512 --batch 32 --precision bf16 \
+        --crop-mode tensor
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from _results import write_results  # benchmarks/_results.py (run as a script)
-from torchvision.ops import roi_align
+from PIL import Image
 
 from ramlico.backbones import CLIPBackbone
-from ramlico.zeroshot import lazsl_scores, sample_crops
+from ramlico.zeroshot import lazsl_scores
+from ramlico.zeroshot.crops import CropViews, resize_crops
 
 
 def _sync(dev: torch.device) -> None:
@@ -58,6 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--text-sample", type=int, default=256, help="sentences timed")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--crop-mode", choices=["pil", "tensor"], default="pil")
+    parser.add_argument("--width", type=int, default=500, help="original image width")
+    parser.add_argument("--height", type=int, default=375, help="original image height")
     parser.add_argument("--quick", action="store_true", help="2 images, batch 1 (CPU)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lazsl.json"))
     opts = parser.parse_args(argv)
@@ -65,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
         opts.images, opts.batch, opts.text_sample = 2, 1, 64
     dev = torch.device(opts.device)
     backbone = CLIPBackbone(opts.model, pretrained=None, init_seed=0).to(dev)
-    size = backbone.image_size
+    pre = backbone.preprocess()
+    views_of = CropViews(pre, opts.crops, mode=opts.crop_mode)
     gen = torch.Generator().manual_seed(0)
     desc, mask = _descriptors(opts.classes, opts.m_max, backbone.embed_dim, gen)
     desc, mask = desc.to(dev), mask.to(dev)
@@ -75,12 +84,18 @@ def main(argv: list[str] | None = None) -> dict:
     done = 0
     with torch.no_grad():
         for _ in range(0, opts.images, opts.batch):
-            images = torch.randn(opts.batch, 3, size, size, generator=gen).to(dev)
+            pixels = torch.randint(0, 256, (opts.batch, opts.height, opts.width, 3), generator=gen)
+            originals = [Image.fromarray(p.to(torch.uint8).numpy()) for p in pixels]
             _sync(dev)
             t0, c0 = time.perf_counter(), time.process_time()
-            boxes = [sample_crops(size, size, opts.crops, index=done + i).to(images)
-                     for i in range(opts.batch)]  # fmt: skip
-            crops = roi_align(images, boxes, output_size=(size, size), aligned=True)
+            views = [views_of(img, done + i) for i, img in enumerate(originals)]
+            glob_px = torch.stack([v.views[0] for v in views]).to(dev)
+            if opts.crop_mode == "pil":
+                crop_px = torch.cat([v.views[1:] for v in views]).to(dev)
+            else:
+                crop_px = torch.cat([resize_crops(v.original.to(dev), v.boxes, pre.size)
+                                     for v in views])  # fmt: skip
+            images, crops = pre.normalize(glob_px), pre.normalize(crop_px)
             _sync(dev)
             t1, c1 = time.perf_counter(), time.process_time()
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
@@ -114,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
                    f"torch {torch.__version__}, threads {torch.get_num_threads()}",
         "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "images_timed": timed, "batch": opts.batch, "classes": opts.classes,
+        "crop_mode": opts.crop_mode, "original_size": [opts.width, opts.height],
         "crops": opts.crops, "m_max": opts.m_max,
         "images_per_s": timed / total,
         "seconds_per_image": {k: v / timed for k, v in times.items()},

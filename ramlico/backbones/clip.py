@@ -20,9 +20,11 @@ from pathlib import Path
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from torch import nn
 
 from ramlico.backbones.registry import register_model_configs
+from ramlico.data.preprocess import ImagePreprocess
 from ramlico.utils import get_logger
 
 __all__ = ["CLIPBackbone", "ImageFeatures", "project_visual_tokens"]
@@ -150,6 +152,26 @@ class CLIPBackbone(nn.Module):
     def image_std(self) -> tuple[float, ...]:
         return tuple(self.model.visual.preprocess_cfg["std"])
 
+    def preprocess(self) -> ImagePreprocess:
+        """The model's own evaluation transform (open_clip's ``image_transform_v2``).
+
+        For the OpenAI models: resize the shorter side to ``image_size`` (bicubic, PIL), centre
+        crop, convert to RGB, ``ToTensor``, ``Normalize(image_mean, image_std)``.
+        """
+        cfg = PreprocessCfg(**self.model.visual.preprocess_cfg)
+        return ImagePreprocess.from_transform(
+            image_transform_v2(cfg, is_train=False), self.image_size
+        )
+
+    def check_input(self, images: Tensor) -> None:
+        """Raise a clear error when ``(B, 3, H, W)`` images do not have the model's input size."""
+        if images.dim() != 4 or tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"{self.model_name} takes (B, 3, {self.image_size}, {self.image_size}) images, got "
+                f"{tuple(images.shape)}; set data.image_size={self.image_size} (zero-shot "
+                "classification takes the backbone's own preprocessing automatically)"
+            )
+
     @property
     def logit_scale(self) -> Tensor:
         """CLIP's learned temperature ``exp(logit_scale)`` (100 for the OpenAI weights)."""
@@ -163,6 +185,7 @@ class CLIPBackbone(nn.Module):
         Returns:
             :class:`ImageFeatures` with ``global_embed (B, D)`` and ``patch_tokens[i] (B, N, D)``.
         """
+        self.check_input(images)
         visual = self.model.visual
         out = visual.forward_intermediates(
             images, indices=list(self.patch_layers), output_fmt="NLC", output_extra_tokens=False
@@ -174,6 +197,7 @@ class CLIPBackbone(nn.Module):
 
     def embed_image(self, images: Tensor) -> Tensor:
         """``(B, 3, H, W)`` -> ``(B, D)`` projected global embedding (not normalised)."""
+        self.check_input(images)
         return self.model.encode_image(images, normalize=False)
 
     def project_tokens(self, tokens: Tensor) -> Tensor:

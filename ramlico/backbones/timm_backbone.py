@@ -12,6 +12,9 @@ from typing import Any
 import timm
 import torch
 from torch import nn
+from torchvision import transforms as tv
+
+from ramlico.data.preprocess import ConvertRGB, ImagePreprocess
 
 __all__ = ["TimmBackbone"]
 
@@ -64,6 +67,20 @@ class TimmBackbone(nn.Module):
         if self.frozen:
             self.model.eval()
         return self
+
+    def preprocess(self) -> ImagePreprocess:
+        """The model's own evaluation transform (``timm.data.create_transform``).
+
+        Built from the model's data config (``resolve_model_data_config``) at the model's actual
+        input size, behind an RGB conversion (timm's transform expects RGB images).
+        """
+        cfg = timm.data.resolve_model_data_config(self.model)
+        size = getattr(getattr(self.model, "patch_embed", None), "img_size", None)
+        if size is not None:
+            cfg["input_size"] = (3, *tuple(size))
+        transform = timm.data.create_transform(**cfg, is_training=False)
+        steps = [ConvertRGB(), *transform.transforms]
+        return ImagePreprocess.from_transform(tv.Compose(steps), cfg["input_size"][-1])
 
     @property
     def num_features(self) -> int:

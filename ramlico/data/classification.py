@@ -13,6 +13,14 @@ Sources:
   ``root`` (``imagenet``, ``imagenet_v2``, ``imagenet_sketch``, ``imagenet_r``, ``imagenet_a``,
   ``cub``, ``pets``, ``food101``, ``places365``; :mod:`ramlico.data.named_sets`), with class
   names from the dataset's own files or ramlico's bundled ImageNet list.
+
+Samples are ``(image, class index, dataset index)``. The image is decoded as stored (no mode
+conversion) and handed to the transform, which owns every pixel operation. The zero-shot methods
+supply their backbone's own transform (:meth:`ClassificationDataModule.set_transform`, called by
+``RamlicoModule.setup``); ``image_size``/``mean``/``std`` are the fallback for other models. A
+transform with ``uses_index = True`` is called ``transform(image, index)`` (LaZSL seeds each
+image's crops from its dataset index). Under DDP the test loader gives every image to exactly one
+rank (:func:`ramlico.utils.distributed.eval_sampler`).
 """
 
 from __future__ import annotations
@@ -20,21 +28,26 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from lightning import LightningDataModule
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import Compose
 
 from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
 from ramlico.data.named_sets import list_named_datasets, read_named_dataset
+from ramlico.data.preprocess import ConvertRGB
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
 from ramlico.utils import get_logger
+from ramlico.utils.distributed import eval_sampler
 
 __all__ = [
     "ClassificationDataModule",
     "ClassificationDataset",
+    "collate_samples",
     "make_generated_classification",
     "read_image_folder",
 ]
@@ -99,26 +112,74 @@ def read_image_folder(
     return samples, _class_names(folders, class_names_file)
 
 
-class ClassificationDataset(Dataset[tuple[torch.Tensor, int]]):
-    """``(image (3, H, W), class index)`` pairs; a missing/unreadable image raises with its path."""
+def decode_image(path: str | Path) -> Image.Image:
+    """The image file decoded as stored (its own mode); unreadable files raise with the path."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img
+    except (OSError, ValueError) as exc:
+        raise OSError(f"cannot read image {path}: {exc}") from exc
+
+
+class ClassificationDataset(Dataset[tuple[Any, ...]]):
+    """``(transform(image), class index)`` or, with ``with_index``, ``(..., dataset index)``.
+
+    Unreadable images raise with their path.
+
+    Args:
+        samples: ``(path, class index)`` pairs.
+        transform: PIL image -> model input; called ``transform(image, index)`` when it has
+            ``uses_index = True``.
+        with_index: also return the dataset index (zero-shot evaluation).
+        convert_rgb: convert to RGB on load; ``False`` hands the image over as stored (its own
+            mode) and leaves the conversion to the transform (the backbones' transforms convert
+            after resizing and cropping, as the reference pipelines do).
+    """
 
     def __init__(
-        self, samples: Sequence[tuple[Path, int]], transform: Callable[[Image.Image], torch.Tensor]
+        self,
+        samples: Sequence[tuple[Path, int]],
+        transform: Callable[..., Any],
+        with_index: bool = False,
+        convert_rgb: bool = True,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
+        self.with_index = with_index
+        self.convert_rgb = convert_rgb
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, idx: int) -> tuple[Any, ...]:
         path, label = self.samples[idx]
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise OSError(f"cannot read image {path}: {exc}") from exc
-        return self.transform(image), label
+        image = decode_image(path)
+        if self.convert_rgb:
+            image = image.convert("RGB")
+        if getattr(self.transform, "uses_index", False):
+            x = self.transform(image, idx)
+        else:
+            x = self.transform(image)
+        return (x, label, idx) if self.with_index else (x, label)
+
+
+def _collate(values: list[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, tuple) and hasattr(first, "_fields"):  # NamedTuple: field by field
+        return type(first)(*(_collate(list(v)) for v in zip(*values, strict=True)))
+    if isinstance(first, torch.Tensor):
+        if all(v.shape == first.shape for v in values):
+            return torch.stack(values)
+        return list(values)  # e.g. full-resolution originals of different sizes
+    return torch.as_tensor(values)
+
+
+def collate_samples(batch: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Batch ``(x, label, index)`` samples: tensors are stacked when their shapes agree and kept
+    as a list otherwise; NamedTuples of tensors are collated field by field."""
+    xs, labels, index = zip(*batch, strict=True)
+    return _collate(list(xs)), torch.as_tensor(labels), torch.as_tensor(index)
 
 
 def make_generated_classification(
@@ -154,7 +215,8 @@ class ClassificationDataModule(LightningDataModule):
         source: ``"folder"`` or ``"generated"``.
         root: the ImageFolder root (or the cache folder of the generated set).
         class_names_file: optional readable class names (see module docstring).
-        image_size, mean, std: the backbone's preprocessing (resize, normalise).
+        image_size, mean, std: fallback preprocessing (squash-resize, normalise) for models
+            without their own; zero-shot methods replace it with their backbone's transform.
         batch_size, num_workers: loader settings.
         generated: ``make_generated_classification`` keyword arguments.
         dataset: a standard set read from its distributed layout under ``root``
@@ -195,6 +257,16 @@ class ClassificationDataModule(LightningDataModule):
         self.dataset: ClassificationDataset | None = None
         self.source = source
         self.class_names: list[str] = list(GENERATED_CLASSES) if source == "generated" else []
+        self.transform: Callable[..., Any] = Compose(
+            [ConvertRGB(), build_eval_transform(image_size, mean, std)]
+        )
+
+    def set_transform(self, transform: Callable[..., Any]) -> None:
+        """Use ``transform`` (a model's own preprocessing) instead of the ``image_size``/``mean``/
+        ``std`` fallback, for datasets built now and later."""
+        self.transform = transform
+        if self.dataset is not None:
+            self.dataset.transform = transform
 
     def prepare_data(self) -> None:
         if self.source == "generated":
@@ -214,8 +286,9 @@ class ClassificationDataModule(LightningDataModule):
         if self.source == "generated":
             names = list(GENERATED_CLASSES)
         self.class_names = names
-        transform = build_eval_transform(hp.image_size, hp.mean, hp.std)
-        self.dataset = ClassificationDataset(samples, transform)
+        self.dataset = ClassificationDataset(
+            samples, self.transform, with_index=True, convert_rgb=False
+        )
 
     def label_names(self, split: str = "test") -> list[str]:
         if not self.class_names:
@@ -227,5 +300,10 @@ class ClassificationDataModule(LightningDataModule):
             self.setup()
         hp = self.hparams
         return DataLoader(
-            self.dataset, batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers
+            self.dataset,
+            batch_size=hp.batch_size,
+            shuffle=False,
+            sampler=eval_sampler(self.dataset),
+            num_workers=hp.num_workers,
+            collate_fn=collate_samples,
         )

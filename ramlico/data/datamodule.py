@@ -42,9 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Subset
 
 from ramlico.data.dataset import MultiLabelDataset, check_vocabulary
@@ -55,6 +53,7 @@ from ramlico.data.records import Record, read_coco_file, read_label_file, read_r
 from ramlico.data.sampling import ResumableTrainData
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform, build_train_transform
 from ramlico.utils import get_logger
+from ramlico.utils.distributed import eval_sampler
 
 log = get_logger(__name__)
 
@@ -282,12 +281,8 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
 
     def _loader(self, dataset: Any, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.hparams.num_workers
-        sampler = None
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if not shuffle and distributed:
-            # Evaluation under DDP: every image exactly once over all ranks (Lightning's default
-            # DistributedSampler pads with repeated images, which would bias the metrics).
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        # Evaluation under DDP: every image exactly once over all ranks.
+        sampler = None if shuffle else eval_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -3,10 +3,12 @@
 Files under ``ramlico/data/class_names/``:
 
 * ``imagenet.txt``: 1000 lines ``<wnid>\\t<name>`` in the standard class-index order (WNIDs
-  sorted). The names are OpenAI's cleaned CLIP class names (the list ``open_clip`` ships as
-  ``zero_shot_metadata.IMAGENET_CLASSNAMES``), which are also the keys of the LaZSL/DCLIP
-  ImageNet descriptor files (spec/lazsl.md section 2.1). Two names occur twice in that list
-  (``missile``, ``sunglasses``), as in the original.
+  sorted), 1000 distinct names: exactly the keys of the DCLIP/LaZSL ImageNet descriptor file.
+  They are OpenAI's cleaned CLIP class names (``open_clip``'s ``IMAGENET_CLASSNAMES``) except at
+  four indices, where that list repeats a name or differs from the descriptor keys: 27 ``eft``
+  (``newt``), 638 ``maillot`` (``tights``), 744 ``projectile`` (a second ``missile``), 836
+  ``sunglass`` (a second ``sunglasses``). CuPL's ImageNet file uses the open_clip names; the
+  key matching (``ramlico.zeroshot.descriptors.match_class_keys``) maps them.
 * ``imagenet_r_wnids.txt`` / ``imagenet_a_wnids.txt``: the 200 WNIDs of ImageNet-R / ImageNet-A,
   sorted (their ImageNet indices ascend in the same order; timm's ``imagenet_{r,a}_synsets.txt``).
 """

@@ -19,7 +19,8 @@ descriptor files use (spec/lazsl.md section 11):
 ``food101``    ``food-101/``: ``images/<class>/<id>.jpg``, ``meta/{test,train}.txt``,
                ``meta/classes.txt``.
 ``places365``  ``root/``: ``places365_val.txt``, ``categories_places365.txt`` and the images in
-               ``val_large/`` (reference, full resolution) or ``val_256/``.
+               ``val_large/`` (reference, full resolution) or ``val_256/``; names in the
+               descriptor-key form ``apartment_building-outdoor``.
 ============== =================================================================================
 
 A missing file raises :class:`FileNotFoundError` naming the file and the expected layout.
@@ -218,9 +219,15 @@ def read_food101(root: Path, split: str = "test") -> tuple[Samples, list[str]]:
 
 
 def places365_class_name(category: str) -> str:
-    """``/a/apartment_building/outdoor`` -> ``apartment_building outdoor`` (``_`` kept: the
-    descriptor keys keep them; sentences turn them into spaces)."""
-    return re.sub(r"^/[a-z]/", "", category).replace("/", " ")
+    """``/a/apartment_building/outdoor`` -> ``apartment_building-outdoor``: the form of the
+    DCLIP/LaZSL descriptor keys (``_`` kept, the sub-category joined by ``-``; sentences turn
+    ``_`` into spaces).
+
+    Example:
+        >>> places365_class_name("/a/apartment_building/outdoor")
+        'apartment_building-outdoor'
+    """
+    return re.sub(r"^/[a-z]/", "", category).replace("/", "-")
 
 
 def read_places365(root: Path) -> tuple[Samples, list[str]]:

@@ -114,6 +114,9 @@ class RamlicoModule(L.LightningModule, ABC):
         self.eval_splits = list(dm.eval_splits)
         self.label_names = {s: list(dm.label_names(s)) for s in ["train", *self.eval_splits]}
         self.task = getattr(dm, "task", "multilabel")
+        transform = self.eval_transform()
+        if transform is not None and hasattr(dm, "set_transform"):
+            dm.set_transform(transform)  # the model's own preprocessing (zero-shot methods)
         for split in self.eval_splits:
             if split not in self.metrics:
                 self.metrics[split] = self._make_metric(split)
@@ -156,6 +159,12 @@ class RamlicoModule(L.LightningModule, ABC):
         """
         s = self.scores(images, label_names)
         return LabelScores(scores=s, logits=s)
+
+    def eval_transform(self) -> Any:
+        """The model's own evaluation preprocessing (decoded PIL image -> model input), or
+        ``None`` to keep the datamodule's. Datamodules with ``set_transform`` (single-label
+        classification) adopt it in :meth:`setup`; zero-shot methods return their backbone's."""
+        return None
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         """``(B, 3, H, W)`` images -> ``(B, C)`` scores over ``self.label_names[split]``."""

@@ -12,6 +12,7 @@ w_c>)`` on the patch grid (each map sums to 1 over the patches).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +48,10 @@ class CLIPZeroShot(RamlicoModule):
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
         self.text = TextClassifierCache(backbone, templates)
+
+    def eval_transform(self) -> Any:
+        """The backbone's own preprocessing (adopted by single-label classification data)."""
+        return self.backbone.preprocess()
 
     def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
         """``(B, C)`` logits ``logit_scale * cos(image, w_c)`` (label-count independent)."""

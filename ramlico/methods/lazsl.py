@@ -1,9 +1,12 @@
 """LaZSL as an evaluation-only LightningModule: crops <-> attribute descriptors by OT.
 
-Per image: ``num_crops`` seeded square crops (:func:`ramlico.zeroshot.sample_crops`) are cut
-from the preprocessed image and resized to the input size in one ``roi_align`` batch, encoded with
-CLIP in chunks, and matched to every class's descriptor embeddings by the shared engine in one
-call (:func:`ramlico.zeroshot.lazsl_scores`). Spec: ``lazsl.md``.
+Per image: the global view is the backbone's own preprocessing of the decoded image, and
+``num_crops`` square crops are cut from the **original** image with boxes seeded by ``(seed,
+dataset index)`` (:class:`ramlico.zeroshot.crops.CropViews`, the loader's transform; ``crop_mode``
+``pil`` = the reference's PIL crop + preprocess per crop, ``tensor`` = resized on the device). The
+views are encoded with CLIP in chunks and matched to every class's descriptor embeddings by the
+shared engine in one call (:func:`ramlico.zeroshot.lazsl_scores`). Scores therefore do not
+depend on batch size, order, workers or the number of DDP processes. Spec: ``lazsl.md``.
 
 ``method`` switches to a baseline on the same global embeddings and class names (spec/lazsl.md
 section 10): ``clip`` (templates averaged, CLIP-E with several), ``dclip`` (mean cosine over the
@@ -11,25 +14,30 @@ LaZSL descriptor sentences), ``waffle`` (WaffleCLIP random descriptors) and ``cu
 sentence file). Every run writes ``predictions.csv`` and ``zero_shot_metrics.json``
 (:class:`ramlico.zeroshot.predictions.PredictionLog`); LaZSL also writes explanation panels.
 
-Deviation (documented): crops are cut from the already resized/normalised image rather than the
-original file; boxes are seeded by the image's position in the evaluation order (``index``), so a
-fixed data order gives identical crops across runs.
+Batches from the loader are :class:`ramlico.zeroshot.crops.LaZSLViews` (uint8 views + boxes,
+plus the original in ``tensor`` mode) with the dataset indices in ``batch[2]``. Callers without
+the original images may pass normalised ``(B, 3, H, W)`` tensors; crops then come from the tensor
+(:meth:`LaZSL.crop_embeddings`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torchvision.ops import roi_align
 
 from ramlico.backbones import CLIPBackbone
+from ramlico.data.classification import decode_image
+from ramlico.data.preprocess import ImagePreprocess
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.utils import get_logger
+from ramlico.utils.distributed import all_gather_objects
 from ramlico.zeroshot import (
     clip_scores,
     dclip_scores,
@@ -42,8 +50,9 @@ from ramlico.zeroshot import (
     sample_crops,
 )
 from ramlico.zeroshot.baselines import cupl_sentences, load_word_list, waffle_texts
+from ramlico.zeroshot.crops import CROP_MODES, CropViews, LaZSLViews, resize_crops
 from ramlico.zeroshot.panel import explanation_panel, to_uint8_image
-from ramlico.zeroshot.predictions import PredictionLog
+from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
 __all__ = ["METHODS", "LaZSL", "resolve_descriptors_file"]
 
@@ -84,7 +93,10 @@ class LaZSL(RamlicoModule):
         crop_scale: crop side range as a fraction of the short side.
         theta, reg, max_iter, tol: LaZSL's hybrid weight and Sinkhorn settings.
         prefix, suffix: descriptor sentence template (see ``descriptor_texts``).
-        crop_batch: crops per CLIP forward.
+        crop_mode: ``"pil"`` (default; the reference's PIL crop + preprocess of the original image,
+            in the loader workers) or ``"tensor"`` (bicubic antialiased resized crops of the
+            decoded original on the model's device; faster on a GPU, pixels differ slightly).
+        crop_batch: views per CLIP forward.
         class_chunk: classes per engine call (memory), ``None`` = all.
         seed: crop seed.
         explain_images: explain the prediction of the first this-many test images: the
@@ -118,6 +130,7 @@ class LaZSL(RamlicoModule):
         tol: float | None = 1e-2,
         prefix: str = "",
         suffix: str = "",
+        crop_mode: str = "pil",
         crop_batch: int = 256,
         class_chunk: int | None = None,
         seed: int = 1,
@@ -140,87 +153,130 @@ class LaZSL(RamlicoModule):
             raise ValueError("model.method=cupl needs model.cupl_file=/path/to/cupl_<dataset>.json")
         if method == "clip" and (not templates or any("{}" not in t for t in templates)):
             raise ValueError(f"model.templates need one '{{}}' each, got {list(templates)}")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"model.crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
         self.descriptors = load_descriptors(resolve_descriptors_file(descriptors_file))
         self.words = load_word_list(waffle_word_list) if waffle_word_list else None
         self._desc_cache: dict[str, tuple[Tensor, Tensor]] = {}
         self._text_cache: dict[str, tuple[Tensor, Tensor]] = {}
-        self._seen = 0
+        self._pre: ImagePreprocess | None = None
         self._batch_labels: Tensor | None = None
+        self._batch_index: Tensor | None = None
         self.explanations: list[dict] = []
         self.panels: list[tuple[int, Any]] = []
         self.predictions = PredictionLog(k=5)
 
+    def eval_transform(self) -> Any:
+        """The loader's per-image transform: the backbone's own preprocessing; for ``lazsl`` the
+        global view plus the seeded crops of the original image (:class:`CropViews`)."""
+        hp = self.hparams
+        if hp.method != "lazsl":
+            return self.backbone.preprocess()
+        return CropViews(self.backbone.preprocess(), hp.num_crops, tuple(hp.crop_scale), hp.seed,
+                         hp.crop_mode)  # fmt: skip
+
     def on_test_epoch_start(self) -> None:
-        self._seen = 0
         self.explanations = []
         self.panels = []
         self.predictions = PredictionLog(k=5)
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         self._batch_labels = batch[1]
-        return super().test_step(batch, batch_idx, dataloader_idx)
+        self._batch_index = batch[2] if len(batch) > 2 else None
+        try:
+            return super().test_step(batch, batch_idx, dataloader_idx)
+        finally:
+            self._batch_labels = self._batch_index = None
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        if self._trainer is None or not self.trainer.is_global_zero:
+        if self._trainer is None:
+            return
+        # Collectives first (every rank), then rank 0 writes once, in dataset-index order.
+        explanations = sorted(sum(all_gather_objects(self.explanations), []),
+                              key=lambda r: r["image_index"])  # fmt: skip
+        panels = sorted(sum(all_gather_objects(self.panels), []), key=lambda p: p[0])
+        predictions = self.predictions.gather(self.device)
+        if not self.trainer.is_global_zero:
             return
         root = Path(self.trainer.default_root_dir)
-        if self.explanations:
+        if explanations:
             out = root / "lazsl_explanations.json"
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(self.explanations, indent=1))
-            log.info("wrote %d LaZSL explanations to %s", len(self.explanations), out)
-        for index, panel in self.panels:
+            out.write_text(json.dumps(explanations, indent=1))
+            log.info("wrote %d LaZSL explanations to %s", len(explanations), out)
+        for index, panel in panels:
             (root / "lazsl_explanations").mkdir(parents=True, exist_ok=True)
             panel.save(root / "lazsl_explanations" / f"{index:05d}.png")
-        if self.hparams.write_predictions and len(self.predictions):
-            dm = self.trainer.datamodule
-            samples = getattr(getattr(dm, "dataset", None), "samples", None)
-            hp = getattr(dm, "hparams", {})
-            info = {"method": self.hparams.method,
-                    "dataset": hp.get("dataset") or hp.get("source") or type(dm).__name__,
+        if self.hparams.write_predictions and len(predictions):
+            dataset, paths = dataset_info(self.trainer.datamodule)
+            info = {"method": self.hparams.method, "dataset": dataset,
                     "model": self.backbone.model_name}  # fmt: skip
-            out = self.predictions.write(
-                root, self.label_names[self.eval_splits[0]], info=info,
-                paths=[p for p, _ in samples] if samples is not None else None,
-            )  # fmt: skip
-            log.info("wrote %d predictions to %s", len(self.predictions), out)
+            out = predictions.write(root, self.label_names[self.eval_splits[0]], info=info,
+                                    paths=paths)  # fmt: skip
+            log.info("wrote %d predictions to %s", len(predictions), out)
+
+    def _explain_inputs(
+        self, images: Tensor | LaZSLViews, index: Tensor
+    ) -> tuple[Tensor, Callable[[int], Image.Image]] | None:
+        """``(B, N, 4)`` crop boxes and, per batch position, the picture they refer to: the
+        dataset's original image (loader path) or the un-normalised input tensor; ``None`` when
+        the originals are unknown (views without a datamodule dataset)."""
+        hp = self.hparams
+        if isinstance(images, LaZSLViews):
+            dm = self.trainer.datamodule if self._trainer is not None else None
+            samples = getattr(getattr(dm, "dataset", None), "samples", None)
+            if samples is None:
+                return None
+
+            def original(b: int) -> Image.Image:
+                return decode_image(samples[int(index[b])][0]).convert("RGB")
+
+            return images.boxes.cpu(), original
+        h, w = images.shape[-2:]
+        boxes = torch.stack([sample_crops(w, h, hp.num_crops, scale=tuple(hp.crop_scale),
+                                          seed=hp.seed, index=int(i)) for i in index])  # fmt: skip
+        mean, std = self.backbone.image_mean, self.backbone.image_std
+
+        def unnormalised(b: int) -> Image.Image:
+            return to_uint8_image(images[b], mean, std)
+
+        return boxes, unnormalised
 
     def _explain_batch(
-        self, split: str, images: Tensor, glob: Tensor, crops: Tensor, scores: Tensor
-    ) -> None:
-        """Record the top descriptors and crops behind each prediction (spec lazsl.md 7)."""
+        self, split: str, index: Tensor, boxes: Tensor, panel_images: Any, glob: Tensor,
+        crops: Tensor, scores: Tensor,
+    ) -> None:  # fmt: skip
+        """Record the top descriptors and crops behind each prediction (spec lazsl.md 7).
+
+        ``boxes (B, N, 4)`` are in the pixels of what ``panel_images(b)`` returns.
+        """
         hp = self.hparams
         names = self.label_names[split]
         desc, mask = self.descriptor_embeddings(split)
         texts = self.descriptor_sentences(split)
-        _, _, h, w = images.shape
-        for b in range(images.shape[0]):
-            index = self._seen + b
-            if index >= hp.explain_images:
-                return
+        for b, idx in enumerate(index.tolist()):
+            if idx >= hp.explain_images:
+                continue
             k = int(scores[b].argmax())
             ex = explain(
                 glob[b], crops[b], desc, mask, k, theta=hp.theta, reg=hp.reg,
                 max_iter=hp.max_iter, tol=hp.tol, warn=False,
             )  # fmt: skip
-            boxes = sample_crops(w, h, hp.num_crops, scale=tuple(hp.crop_scale), seed=hp.seed,
-                                 index=index)  # fmt: skip
             top_d = ex.per_descriptor.argsort(descending=True)[: hp.explain_top].tolist()
             top_c = ex.per_crop.argsort(descending=True)[: hp.explain_top].tolist()
             if hp.explain_png:
-                image = to_uint8_image(images[b], self.backbone.image_mean, self.backbone.image_std)
                 panel = explanation_panel(
-                    image, [boxes[i].tolist() for i in top_c[:3]],
+                    panel_images(b), [boxes[b, i].tolist() for i in top_c[:3]],
                     [texts[k][j] for j in top_d], [float(ex.per_descriptor[j]) for j in top_d],
-                    f"#{index} predicted: {names[k]}  (psi {float(ex.score):.4f})",
+                    f"#{idx} predicted: {names[k]}  (psi {float(ex.score):.4f})",
                 )  # fmt: skip
-                self.panels.append((index, panel))
+                self.panels.append((idx, panel))
             self.explanations.append({
-                "image_index": index,
-                "panel": f"lazsl_explanations/{index:05d}.png" if hp.explain_png else None,
+                "image_index": idx,
+                "panel": f"lazsl_explanations/{idx:05d}.png" if hp.explain_png else None,
                 "predicted": names[k],
                 "score": float(ex.score),
                 "descriptors": [
@@ -228,7 +284,7 @@ class LaZSL(RamlicoModule):
                     for j in top_d
                 ],
                 "crops": [
-                    {"box_xyxy": boxes[i].tolist(), "contribution": float(ex.per_crop[i])}
+                    {"box_xyxy": boxes[b, i].tolist(), "contribution": float(ex.per_crop[i])}
                     for i in top_c
                 ],
             })  # fmt: skip
@@ -236,10 +292,11 @@ class LaZSL(RamlicoModule):
     def descriptor_sentences(self, split: str) -> list[list[str]]:
         """Per class of ``split``, its descriptor sentences (spec lazsl.md section 2)."""
         hp = self.hparams
-        names = self.label_names[split]
-        # The file may describe more classes than this split ranks: use the split's ones.
-        subset = {n: d for n, d in self.descriptors.items() if n in set(names)}
-        return descriptor_texts(subset, names, prefix=hp.prefix, suffix=hp.suffix)
+        source = f"descriptors_file {hp.descriptors_file}"
+        return descriptor_texts(
+            self.descriptors, self.label_names[split], prefix=hp.prefix, suffix=hp.suffix,
+            source=source,
+        )  # fmt: skip
 
     def descriptor_embeddings(self, split: str) -> tuple[Tensor, Tensor]:
         """``(K, M_max, D)`` unit descriptor embeddings and ``(K, M_max)`` mask of ``split``."""
@@ -252,18 +309,49 @@ class LaZSL(RamlicoModule):
             self._desc_cache[split] = (feats.to(self.device), mask.to(self.device))
         return self._desc_cache[split]
 
-    def crop_embeddings(self, images: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` -> ``(B, N, D)`` unit embeddings of the seeded crops."""
+    def _encode_views(self, pixels: Tensor) -> Tensor:
+        """uint8 ``(..., 3, S, S)`` views -> unit embeddings ``(..., D)``, in ``crop_batch``
+        chunks, normalised in the backbone's dtype."""
+        pre, dtype = self._preprocess(), self.backbone.model.logit_scale.dtype
+        flat = pixels.reshape(-1, *pixels.shape[-3:])
+        feats = [self.backbone.embed_image(pre.normalize(chunk.to(self.device), dtype))
+                 for chunk in flat.split(self.hparams.crop_batch)]  # fmt: skip
+        return F.normalize(torch.cat(feats), dim=-1).reshape(*pixels.shape[:-3], -1)
+
+    def view_embeddings(self, views: LaZSLViews) -> tuple[Tensor, Tensor | None]:
+        """Global ``(B, D)`` and crop ``(B, N, D)`` unit embeddings of a :class:`LaZSLViews` batch
+        (crops ``None`` for the baselines)."""
+        if self.hparams.method != "lazsl":
+            return self._encode_views(views.views[:, 0]), None
+        if self.hparams.crop_mode == "pil":
+            feats = self._encode_views(views.views)
+            return feats[:, 0], feats[:, 1:]
+        size = views.views.shape[-1]
+        pairs = zip(views.original, views.boxes, strict=True)
+        crops = torch.stack([resize_crops(o.to(self.device), bx, size) for o, bx in pairs])
+        return self._encode_views(views.views[:, 0]), self._encode_views(crops)
+
+    def crop_embeddings(self, images: Tensor, index: Tensor | None = None) -> Tensor:
+        """Fallback for already preprocessed ``(B, 3, H, W)`` images (callers without the
+        originals): ``(B, N, D)`` unit embeddings of seeded crops cut from the tensor itself
+        (``roi_align``, bilinear) and resized to ``H x W``; seeds from ``index`` (default
+        ``0..B-1``). The loader path (:meth:`eval_transform`) crops the original instead."""
         hp = self.hparams
         b, _, h, w = images.shape
+        index = torch.arange(b) if index is None else index
         boxes = [
             sample_crops(w, h, hp.num_crops, scale=tuple(hp.crop_scale), seed=hp.seed,
-                         index=self._seen + i).to(images)
-            for i in range(b)
+                         index=int(i)).to(images)
+            for i in index.tolist()
         ]  # fmt: skip
         crops = roi_align(images, boxes, output_size=(h, w), aligned=True)
         feats = [self.backbone.embed_image(chunk) for chunk in crops.split(hp.crop_batch)]
         return F.normalize(torch.cat(feats), dim=-1).reshape(b, hp.num_crops, -1)
+
+    def _preprocess(self) -> ImagePreprocess:
+        if self._pre is None:
+            self._pre = self.backbone.preprocess()
+        return self._pre
 
     def baseline_sentences(self, split: str) -> list[list[str]]:
         """Per class of ``split``, the sentences of the baseline ``method`` (spec 10)."""
@@ -295,28 +383,52 @@ class LaZSL(RamlicoModule):
         self, images: Tensor, label_names: Sequence[str], evidence: bool = True
     ) -> LabelScores:
         """Scores and, with ``evidence``, each image's descriptor / crop panel of its top class
-        (for the first ``explain_images`` images scored; ``None`` for the others)."""
-        start, before = self._seen, len(self.panels)
+        (images with index below ``explain_images``; ``None`` for the others). The index is the
+        batch's dataset index under ``trainer.predict``, else the position in the batch."""
+        before, index = len(self.panels), self._batch_index
         scores = self.scores(images, label_names)
         panels = None
         if evidence:
             made = dict(self.panels[before:])
-            panels = [made.get(start + b) for b in range(images.shape[0])]
+            where = index.tolist() if index is not None else range(scores.shape[0])
+            panels = [made.get(int(i)) for i in where]
         return LabelScores(scores=scores, logits=scores, panels=panels)
 
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        self._batch_index = batch[1]  # dataset indices: crop seeds and explained images
+        try:
+            return super().predict_step(batch, batch_idx, dataloader_idx)
+        finally:
+            self._batch_index = None
+
+    def predict_scores(self, images: Tensor | LaZSLViews, split: str) -> Tensor:
+        """``(B, K)`` scores over ``label_names[split]``.
+
+        ``images``: a :class:`LaZSLViews` batch from the loader (views of the original images;
+        what :meth:`eval_transform` produces) or, for callers without the originals, normalised
+        ``(B, 3, H, W)`` images (crops then come from that tensor, :meth:`crop_embeddings`).
+        """
         hp = self.hparams
-        global_feat = F.normalize(self.backbone.embed_image(images), dim=-1)
+        views = images if isinstance(images, LaZSLViews) else None
+        index = self._batch_index
+        if views is not None:
+            global_feat, crop_feat = self.view_embeddings(views)
+        else:
+            global_feat = F.normalize(self.backbone.embed_image(images), dim=-1)
+            crop_feat = self.crop_embeddings(images, index) if hp.method == "lazsl" else None
+        n_images = global_feat.shape[0]
+        index = torch.arange(n_images) if index is None else index.cpu()
         if hp.method == "lazsl":
-            crop_feat = self.crop_embeddings(images)
             desc, mask = self.descriptor_embeddings(split)
             scores = lazsl_scores(
                 global_feat, crop_feat, desc.to(global_feat.dtype), mask, theta=hp.theta,
                 reg=hp.reg, max_iter=hp.max_iter, tol=hp.tol, class_chunk=hp.class_chunk,
                 warn=False,
             )  # fmt: skip
-            if self._seen < hp.explain_images:
-                self._explain_batch(split, images, global_feat, crop_feat, scores)
+            wanted = hp.explain_images and int(index.min()) < hp.explain_images
+            inputs = self._explain_inputs(images, index) if wanted else None
+            if inputs is not None:
+                self._explain_batch(split, index, *inputs, global_feat, crop_feat, scores)
         else:
             feats, mask = self.baseline_embeddings(split)
             feats = feats.to(global_feat.dtype)
@@ -325,9 +437,5 @@ class LaZSL(RamlicoModule):
             else:  # dclip, waffle: mean cosine over the class's sentences
                 scores = dclip_scores(global_feat, feats, mask)
         if self._batch_labels is not None:
-            start = self._seen
-            index = torch.arange(start, start + images.shape[0])
             self.predictions.add(index, scores, self._batch_labels)
-            self._batch_labels = None
-        self._seen += images.shape[0]
         return scores

@@ -58,7 +58,10 @@ class LICOHParams:
         mm_text_repr: ``"variant0"`` | ``"variant_mean"`` (for ``pooled_eot``).
         mm_sign: -1 (paper) | +1 (reference code).
         tau_init, tau_param: MM temperature init and parametrisation (``"raw"`` | ``"exp"``).
-        ot_reg, ot_max_iter, ot_tol, ot_grad: Sinkhorn settings and ``"envelope"`` | ``"unrolled"``.
+        ot_reg: Sinkhorn regulariser (0.1); ot_max_iter: iterations (100; all of them when
+            ``ot_tol`` is None); ot_tol: LICO's stop rule, the batch mean of the row potential's
+            L1 change below ``ot_tol`` (reference 1e-3; :func:`ramlico.losses.ot_alignment_loss`);
+            ot_grad: ``"envelope"`` | ``"unrolled"``.
         mlp_hidden, mlp_dropout: mapping MLP ``h_psi[a, d']``.
         ctx_seed: seed of the context initialisation.
     """

@@ -10,6 +10,10 @@ one chunk of a :class:`ramlico.zeroshot.feature_cache.FeatureCache` keyed by the
 weights fingerprint and the data config: a killed run resumes from the last finished chunk, and
 a re-run (e.g. another ``rounds``/``eps``) skips the encoders entirely (the loader still reads
 the images). Per-image predictions go to ``<run dir>/predictions.csv``.
+
+Images are preprocessed by the CLIP backbone's own transform (:meth:`OTFusion.eval_transform`).
+Under DDP each rank extracts its share of the split (every image once), the features are gathered
+and put in dataset-index order, and the fusion runs on the whole split exactly as in one process.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from ramlico.methods.base import RamlicoModule
 from ramlico.metrics.functional import topk_accuracy
 from ramlico.modules import TextClassifierCache
 from ramlico.utils import get_logger
+from ramlico.utils.distributed import all_gather_rows
 from ramlico.zeroshot import otfusion_predict
 from ramlico.zeroshot.feature_cache import FeatureCache
-from ramlico.zeroshot.predictions import PredictionLog
+from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
 __all__ = ["OTFusion", "weights_fingerprint"]
 
@@ -99,6 +104,11 @@ class OTFusion(RamlicoModule):
         self._caches: dict[str, FeatureCache] = {}
         self._pending: dict[str, dict[int, list[list[Tensor]]]] = {}
 
+    def eval_transform(self) -> Any:
+        """The CLIP backbone's own preprocessing (DINOv2 gets the same pixels, see
+        :meth:`dino_input`)."""
+        return self.clip.preprocess()
+
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         """Inductive CLIP zero-shot scores (the prior); OTFusion itself needs the whole split."""
         image = F.normalize(self.clip.embed_image(images), dim=-1)
@@ -125,7 +135,7 @@ class OTFusion(RamlicoModule):
             "split": split,
             "files": files,
             "images": len(samples),
-            "transform": {k: hp.get(k) for k in ("image_size", "mean", "std")},
+            "transform": self.clip.preprocess().describe(),
             "batch_size": hp.get("batch_size"),
             "chunk_batches": self.hparams.cache_chunk_batches,
         }
@@ -148,7 +158,10 @@ class OTFusion(RamlicoModule):
         """``(B, 3, H, W)`` CLIP-normalised images -> the DINOv2 input (``dino_norm``)."""
         if self.hparams.dino_norm == "clip" or self.dino is None:
             return images
-        hp = dict(getattr(self.trainer.datamodule, "hparams", {})) if self._trainer else {}
+        # The input was normalised by the CLIP preprocessing (eval_transform), or by the
+        # datamodule's own statistics when it does not take a model transform.
+        dm = self.trainer.datamodule if self._trainer else None
+        hp = {} if dm is None or hasattr(dm, "set_transform") else dict(getattr(dm, "hparams", {}))
         src_mean = hp.get("mean") or self.clip.image_mean
         src_std = hp.get("std") or self.clip.image_std
         cfg = getattr(self.dino.model, "pretrained_cfg", None) or {}
@@ -160,31 +173,33 @@ class OTFusion(RamlicoModule):
 
         return (images * col(src_std) + col(src_mean) - col(dst_mean)) / col(dst_std)
 
-    def _extract(self, images: Tensor, labels: Tensor) -> list[Tensor]:
+    def _extract(self, images: Tensor, labels: Tensor, index: Tensor) -> list[Tensor]:
         clip_feat = self.clip.embed_image(images).float()
-        if self.dino is None:
-            return [clip_feat, clip_feat[:, :0], labels]
-        return [clip_feat, self.dino(self.dino_input(images)).float(), labels]
+        dino_feat = (
+            clip_feat[:, :0] if self.dino is None else self.dino(self.dino_input(images)).float()
+        )
+        return [clip_feat, dino_feat, labels, index.to(labels.device)]
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch[0], batch[1]
+        index = batch[2] if len(batch) > 2 else torch.full_like(labels, -1)
         split = self.eval_splits[dataloader_idx]
         cache = self._caches.get(split)
         if cache is None:
-            store = self._features.setdefault(split, [[], [], []])
-            for bucket, value in zip(store, self._extract(images, labels), strict=True):
+            store = self._features.setdefault(split, [[], [], [], []])
+            for bucket, value in zip(store, self._extract(images, labels, index), strict=True):
                 bucket.append(value)
             return
         per_chunk = self.hparams.cache_chunk_batches
         chunk = batch_idx // per_chunk
         if cache.has_chunk(chunk):
             return
-        store = self._pending.setdefault(split, {}).setdefault(chunk, [[], [], []])
-        for bucket, value in zip(store, self._extract(images, labels), strict=True):
+        store = self._pending.setdefault(split, {}).setdefault(chunk, [[], [], [], []])
+        for bucket, value in zip(store, self._extract(images, labels, index), strict=True):
             bucket.append(value)
         last = self.trainer.num_test_batches[dataloader_idx] - 1
         if batch_idx % per_chunk == per_chunk - 1 or batch_idx == last:
-            clip_f, dino_f, y = (torch.cat(b) for b in self._pending[split].pop(chunk))
+            clip_f, dino_f, y, _ = (torch.cat(b) for b in self._pending[split].pop(chunk))
             cache.save_chunk(chunk, {"clip": clip_f, "dino": dino_f, "labels": y})
 
     def _split_features(self, split: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -192,11 +207,15 @@ class OTFusion(RamlicoModule):
         names = self.label_names[split]
         cache = self._caches.get(split)
         if cache is None:
-            clip_f, dino_f, labels = self._features[split]
-            clip_all = self.all_gather(torch.cat(clip_f)).reshape(-1, clip_f[0].shape[-1])
-            dino_all = self.all_gather(torch.cat(dino_f)).reshape(-1, dino_f[0].shape[-1])
-            y = self.all_gather(torch.cat(labels)).reshape(-1)
-            return clip_all, dino_all, y, self.text.get(names, self.device).T
+            # Ranks hold different numbers of images (unrepeated sampler): gather the rows and
+            # restore the dataset order, so the transductive fusion sees the 1-process input.
+            clip_all, dino_all, y, index = (
+                all_gather_rows(torch.cat(parts), self.device) for parts in self._features[split]
+            )
+            order = index.argsort() if bool((index >= 0).all()) else torch.arange(len(index))
+            order = order.to(clip_all.device)
+            text = self.text.get(names, self.device).T
+            return clip_all[order], dino_all[order], y[order], text
         feats = cache.load_all()
         if cache.has("text"):
             text = cache.load("text")["text"]
@@ -222,14 +241,12 @@ class OTFusion(RamlicoModule):
         self._features, self._pending = {}, {}
 
     def _write_predictions(self, split: str, probs: Tensor, y: Tensor, values: dict) -> None:
-        dm = self.trainer.datamodule
-        samples = getattr(getattr(dm, "dataset", None), "samples", None)
-        hp = dict(getattr(dm, "hparams", {}))
+        dataset, paths = dataset_info(self.trainer.datamodule)
         preds = PredictionLog(k=5)
-        preds.add(torch.arange(len(y)), probs, y)
+        preds.add(torch.arange(len(y)), probs, y)  # rows are in dataset order (_split_features)
         info = {
             "method": "otfusion",
-            "dataset": hp.get("dataset") or hp.get("source") or type(dm).__name__,
+            "dataset": dataset,
             "model": self.clip.model_name,
             "split": split,
             "clip_top1": float(values["clip_top1"]),
@@ -237,6 +254,5 @@ class OTFusion(RamlicoModule):
         folder = Path(self.trainer.default_root_dir)
         if len(self.eval_splits) > 1:
             folder = folder / split
-        paths = [p for p, _ in samples] if samples is not None else None
         out = preds.write(folder, self.label_names[split], paths=paths, info=info)
         log.info("wrote %d OTFusion predictions to %s", len(y), out)

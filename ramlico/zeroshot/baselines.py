@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from ramlico.zeroshot.descriptors import descriptor_texts, load_descriptors
+from ramlico.zeroshot.descriptors import descriptor_texts, load_descriptors, match_class_keys
 
 __all__ = [
     "WAFFLE_PREFIX",
@@ -151,17 +151,17 @@ def waffle_texts(
 def cupl_sentences(path: str | Path, class_names: Sequence[str]) -> list[list[str]]:
     """CuPL sentences per class, in ``class_names`` order, from a ``{class: [sentence]}`` JSON.
 
+    Class names are matched to the file's keys by
+    :func:`ramlico.zeroshot.descriptors.match_class_keys` (exact, normalised, aliases).
+
     Raises:
         ValueError: a class without sentences, or names that do not match the file's keys.
     """
     data = load_descriptors(path)
-    missing = [c for c in class_names if c not in data]
-    if missing:
-        raise ValueError(
-            f"CuPL file {str(path)!r} has no sentences for {missing[:20]} ({len(missing)} "
-            "classes); use the complete CuPL release for this dataset (spec/lazsl.md 10.4)"
-        )
-    empty = [c for c in class_names if not any(s.strip() for s in data[c])]
+    keys = match_class_keys(class_names, data, source=f"CuPL file {str(path)!r}")
+    empty = [
+        c for c, k in zip(class_names, keys, strict=True) if not any(s.strip() for s in data[k])
+    ]
     if empty:
         raise ValueError(f"CuPL file {str(path)!r}: classes {empty[:20]} have no sentence")
-    return [[s for s in data[c] if s.strip()] for c in class_names]
+    return [[s for s in data[k] if s.strip()] for k in keys]

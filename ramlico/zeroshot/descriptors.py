@@ -6,28 +6,144 @@ Sentences are built exactly as the LaZSL reference code does (spec/lazsl.md sect
 
     text(c, s) = prefix + c + ", " + modify(s) + suffix
 
-with ``c`` the class name (underscores turned into spaces) and ``modify`` the reference's raw
-string-prefix rule (:func:`modify_descriptor`). Reference: Menon & Vondrick (2023); Chen et al.,
-LaZSL (ICCV 2025), section 4.1.
+with ``c`` the matched descriptor key (underscores turned into spaces; the reference builds its
+class names from the keys) and ``modify`` the reference's raw string-prefix rule
+(:func:`modify_descriptor`). Reference: Menon & Vondrick (2023); Chen et al., LaZSL (ICCV 2025),
+section 4.1.
+
+**Class names to keys** (:func:`match_class_keys`): the published files (DCLIP, CuPL, LaZSL) load as
+they are. Each class name of the dataset is matched to a key, in this order: the identical key;
+else the one key equal after :func:`normalize_class_name` (case-folded, runs of ``_``, ``-``,
+``/`` and spaces read as one space: ``apartment_building/outdoor`` matches
+``apartment_building-outdoor``, ``Black_footed_Albatross`` matches ``Black-footed Albatross``);
+else an entry of the explicit :data:`CLASS_KEY_ALIASES` table. A class without a key is an error
+that lists the unmatched class names and the unused keys. Keys no class uses are allowed (a
+descriptor file of all 1000 ImageNet classes serves the 200 of ImageNet-R/-A).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from ramlico.utils import get_logger
+
 __all__ = [
+    "CLASS_KEY_ALIASES",
     "descriptor_texts",
     "load_descriptors",
+    "match_class_keys",
     "modify_descriptor",
+    "normalize_class_name",
     "pad_descriptor_embeddings",
 ]
 
+log = get_logger(__name__)
 Tensor = torch.Tensor
 _WHICH_PREFIXES = ("has", "often", "typically", "may", "can")
+_SEPARATORS = re.compile(r"[\s_/-]+")
+
+#: Class name -> keys it may also be published under, tried in order after the exact and the
+#: normalised match. Such a key may also serve another class: CuPL's ImageNet file was built from
+#: a class list that names two pairs of classes alike, so it holds one entry for each pair.
+CLASS_KEY_ALIASES: dict[str, tuple[str, ...]] = {
+    # ImageNet (ramlico / DCLIP / LaZSL names -> the CuPL release's keys)
+    "eft": ("newt",),
+    "maillot": ("tights",),
+    "projectile": ("missile",),
+    "sunglass": ("sunglasses",),
+    # Places365 (category name -> the DCLIP / LaZSL key, which disambiguates it)
+    "arcade": ("arcade (passageway)",),
+    "lock_chamber": ("lock_chamber (canal)",),
+    # CUB-200 (the corrected spelling -> the dataset's and the descriptor files' "Artic")
+    "Arctic Tern": ("Artic Tern",),
+}
+
+
+def normalize_class_name(name: str) -> str:
+    """Case-folded, runs of ``_``, ``-``, ``/`` and whitespace as one space, trimmed.
+
+    Example:
+        >>> normalize_class_name("Apartment_building/outdoor")
+        'apartment building outdoor'
+        >>> normalize_class_name("Black-footed  Albatross")
+        'black footed albatross'
+    """
+    return _SEPARATORS.sub(" ", name.casefold()).strip()
+
+
+def _list(names: Iterable[str], limit: int = 20) -> str:
+    names = list(names)
+    more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
+def match_class_keys(
+    class_names: Sequence[str],
+    keys: Iterable[str],
+    *,
+    aliases: Mapping[str, Sequence[str]] = CLASS_KEY_ALIASES,
+    source: str = "descriptor file",
+) -> list[str]:
+    """The key of each class (module docstring: exact, then normalised, then alias).
+
+    Exact and normalised matches are one-to-one (a key serves one class; a normalised form that
+    fits several unused keys is no match). Alias matches may reuse a key.
+
+    Args:
+        class_names: the dataset's label list, in label order.
+        keys: the file's keys.
+        aliases: class name -> alternative keys (default :data:`CLASS_KEY_ALIASES`).
+        source: what holds the keys, for the error message (e.g. the file path).
+
+    Returns:
+        ``len(class_names)`` keys, in label order.
+
+    Raises:
+        ValueError: classes without a key; the message lists them and the unused keys.
+    """
+    keys = list(keys)
+    key_set = set(keys)
+    found: dict[int, str] = {}
+    used: set[str] = set()
+    for i, name in enumerate(class_names):
+        if name in key_set and name not in used:
+            found[i] = name
+            used.add(name)
+    by_norm: dict[str, list[str]] = {}
+    for key in keys:
+        by_norm.setdefault(normalize_class_name(key), []).append(key)
+    for i, name in enumerate(class_names):
+        if i in found:
+            continue
+        free = [k for k in by_norm.get(normalize_class_name(name), []) if k not in used]
+        if len(free) == 1:
+            found[i] = free[0]
+            used.add(free[0])
+    for i, name in enumerate(class_names):
+        alt = next((a for a in aliases.get(name, ()) if a in key_set), None)
+        if i not in found and alt is not None:
+            found[i] = alt
+            used.add(alt)
+    missing = [name for i, name in enumerate(class_names) if i not in found]
+    if missing:
+        unused = [k for k in keys if k not in used]
+        raise ValueError(
+            f"{source}: {len(missing)} of {len(class_names)} class names have no key: "
+            f"{_list(missing)}; keys no class matched ({len(unused)}): {_list(unused)}. Names "
+            "match exactly, then ignoring case and _ - / spaces, then through CLASS_KEY_ALIASES; "
+            "pass this dataset's file, or fix the names with data.class_names_file"
+        )
+    extra = len(key_set - used)
+    if extra:
+        log.info(
+            "%s: %d keys are not classes of this dataset (a subset is evaluated)", source, extra
+        )
+    return [found[i] for i in range(len(class_names))]
 
 
 def load_descriptors(path: str | Path) -> dict[str, list[str]]:
@@ -91,38 +207,31 @@ def descriptor_texts(
     *,
     prefix: str = "",
     suffix: str = "",
+    source: str = "descriptor file",
 ) -> list[list[str]]:
     """Descriptor sentences for each class, in ``class_names`` order (spec/lazsl.md section 2.3).
 
-    ``text(c, s) = prefix + c.replace("_", " ") + ", " + modify_descriptor(s) + suffix``. The
-    reference uses ``prefix=""`` and ``suffix="."`` for ImageNet only (``""`` elsewhere, including
-    ImageNet-V2/-R/-A/-S); the paper's template is ``prefix="A photo of a "``.
+    ``text(c, s) = prefix + key(c).replace("_", " ") + ", " + modify_descriptor(s) + suffix``
+    with ``key(c)`` the class's key (:func:`match_class_keys`). The reference uses ``prefix=""``
+    and ``suffix="."`` for ImageNet only (``""`` elsewhere, including ImageNet-V2/-R/-A/-S); the
+    paper's template is ``prefix="A photo of a "``.
 
     Args:
         descriptors: ``{class: [descriptor, ...]}`` as returned by :func:`load_descriptors`.
-        class_names: the dataset's label list; must match the descriptor keys one to one.
+        class_names: the dataset's label list, in label order (never sorted here).
         prefix, suffix: text before the class name / after the descriptor.
+        source: what the descriptors come from, for errors.
 
     Returns:
         ``K`` lists of sentences (an empty descriptor list gives the single descriptor ``""``).
 
     Raises:
-        ValueError: classes without descriptors, or descriptor keys not in ``class_names``
-            (the dataset and descriptor file must agree; never sort independently).
+        ValueError: classes without a key (the message lists both sides).
     """
-    missing = [c for c in class_names if c not in descriptors]
-    extra = sorted(set(descriptors) - set(class_names))
-    if missing or extra:
-        raise ValueError(
-            f"class names and descriptor keys must match one to one; missing descriptors for "
-            f"{missing[:20]}{' ...' if len(missing) > 20 else ''} ({len(missing)} classes), "
-            f"unused descriptor keys {extra[:20]} ({len(extra)}); pass the descriptor file of this "
-            "dataset or fix the class-name list"
-        )
     texts = []
-    for c in class_names:
-        name = c.replace("_", " ")
-        descs = list(descriptors[c]) or [""]
+    for key in match_class_keys(class_names, descriptors, source=source):
+        name = key.replace("_", " ")
+        descs = list(descriptors[key]) or [""]
         texts.append([prefix + name + ", " + modify_descriptor(s) + suffix for s in descs])
     return texts
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["PredictionLog", "results_table"]
+from ramlico.utils.distributed import all_gather_rows
+
+__all__ = ["PredictionLog", "dataset_info", "results_table"]
 
 Tensor = torch.Tensor
 METRICS_FILE = "zero_shot_metrics.json"
@@ -55,6 +57,27 @@ class PredictionLog:
         self.labels.append(labels.detach().cpu().long())
         self.top_index.append(idx.cpu())
         self.top_score.append(val.cpu())
+
+    def gather(self, device: torch.device | str | None = None) -> PredictionLog:
+        """All processes' rows (DDP; a collective: call it on every rank), sorted by dataset
+        index; in one process the rows sorted likewise. ``device``: where the collective runs
+        (``module.device``)."""
+        width = self.top_index[0].shape[1] if self.top_index else self.k
+        index, labels, top_i, top_s = (
+            all_gather_rows(torch.cat(rows) if rows else empty, device)
+            for rows, empty in (
+                (self.index, torch.zeros(0, dtype=torch.long)),
+                (self.labels, torch.zeros(0, dtype=torch.long)),
+                (self.top_index, torch.zeros(0, width, dtype=torch.long)),
+                (self.top_score, torch.zeros(0, width)),
+            )
+        )
+        order = index.argsort()
+        out = PredictionLog(self.k)
+        if len(order):
+            out.index, out.labels = [index[order]], [labels[order]]
+            out.top_index, out.top_score = [top_i[order]], [top_s[order]]
+        return out
 
     def metrics(self) -> dict[str, float]:
         """Top-1 and top-k accuracy in percent over the recorded images."""
@@ -105,6 +128,14 @@ class PredictionLog:
         record = {**(info or {}), "images": len(index), **self.metrics()}
         (folder / METRICS_FILE).write_text(json.dumps(record, indent=1))
         return out
+
+
+def dataset_info(datamodule: object) -> tuple[str, list[str] | None]:
+    """``(dataset name, image paths by dataset index or None)`` of a run's datamodule."""
+    hp = getattr(datamodule, "hparams", {}) or {}
+    name = hp.get("dataset") or hp.get("source") or type(datamodule).__name__
+    samples = getattr(getattr(datamodule, "dataset", None), "samples", None)
+    return str(name), ([str(p) for p, _ in samples] if samples is not None else None)
 
 
 def results_table(run_dirs: Sequence[str | Path], metric: str = "top1") -> str:

@@ -52,10 +52,11 @@ def test_generated_set_is_cached_and_labelled(tmp_path):
                                   generated={"n_per_class": 2, "image_size": 32})  # fmt: skip
     dm.setup("test")
     assert dm.label_names() == list(GENERATED_CLASSES) and len(GENERATED_CLASSES) == 20
-    images, labels = next(iter(dm.test_dataloader()))
+    images, labels, index = next(iter(dm.test_dataloader()))
     assert images.shape[1:] == (3, 32, 32) and images.dtype == torch.float32
     # Folder order is the sorted class order: the first 2 images are class 0, then class 1.
     assert labels[:4].tolist() == [0, 0, 1, 1]
+    assert index.tolist() == list(range(len(index)))  # the dataset index travels with each image
 
 
 def test_unreadable_image_raises_with_its_path(tmp_path):

@@ -38,6 +38,14 @@ def test_bundled_imagenet_facts():
     assert len(wnids) == 1000 == len(set(wnids)) and wnids == sorted(wnids)
     assert (wnids[0], names[0]) == ("n01440764", "tench")
     assert (wnids[999], names[999]) == ("n15075141", "toilet paper")
+    # 1000 distinct names: open_clip's list with its repeated / differing names fixed (index: name)
+    assert len(set(names)) == 1000
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    differ = {
+        i: n for i, (n, o) in enumerate(zip(names, IMAGENET_CLASSNAMES, strict=True)) if n != o
+    }
+    assert differ == {27: "eft", 638: "maillot", 744: "projectile", 836: "sunglass"}
     for subset in ("imagenet_r", "imagenet_a"):
         idx = imagenet_subset_indices(subset)
         assert len(idx) == 200 and idx == sorted(idx)
@@ -147,7 +155,7 @@ def test_places365_val(tmp_path):
         read_named_dataset("places365", tmp_path)
     (tmp_path / "val_large").mkdir()
     samples, names = read_named_dataset("places365", tmp_path)
-    assert names == ["airfield", "apartment_building outdoor", "corn_field"]
+    assert names == ["airfield", "apartment_building-outdoor", "corn_field"]  # descriptor-key form
     assert [(p.parent.name, p.name, y) for p, y in samples] == [
         ("val_large", "Places365_val_00000001.jpg", 2),
         ("val_large", "Places365_val_00000002.jpg", 0),
@@ -173,7 +181,7 @@ def test_datamodule_loads_a_named_set_with_optional_names_file(tmp_path):
         len(dm.label_names()) == 200
         and dm.label_names()[3] == imagenet_class_names()[imagenet_subset_indices("imagenet_a")[3]]
     )
-    image, label = next(iter(dm.test_dataloader()))
+    image, label, _ = next(iter(dm.test_dataloader()))
     assert image.shape == (1, 3, 16, 16) and label.tolist() == [3]
     assert torch.isfinite(image).all()
     names = _write(tmp_path / "names.txt", "\n".join(f"c{i}" for i in range(200)))

@@ -155,3 +155,43 @@ def test_ot_loss_rejects_mismatched_map_sizes():
         ot_alignment_loss(torch.randn(2, 3, 5), torch.randn(2, 4, 6))
     with pytest.raises(ValueError, match="grad"):
         ot_alignment_loss(torch.randn(2, 3, 5), torch.randn(2, 4, 5), grad="implicit")
+
+
+def _lico_reference_plan(cost: torch.Tensor, reg: float, max_iter: int, tol: float):
+    """LICO's solver written from spec 3.6: log-domain, rows first, batch-mean L1 stop on f."""
+    b, n, m = cost.shape
+    log_u, log_v = math.log(1 / n), math.log(1 / m)
+    f, g = torch.zeros(b, n, dtype=cost.dtype), torch.zeros(b, m, dtype=cost.dtype)
+    it = 0
+    while it < max_iter:
+        it += 1
+        f_old = f
+        z = (-cost + f[:, :, None] + g[:, None, :]) / reg
+        f = reg * (log_u - torch.logsumexp(z, dim=2)) + f
+        z = (-cost + f[:, :, None] + g[:, None, :]) / reg
+        g = reg * (log_v - torch.logsumexp(z, dim=1)) + g
+        if (f - f_old).abs().sum(-1).mean() < tol:
+            break
+    return torch.exp((-cost + f[:, :, None] + g[:, None, :]) / reg), it
+
+
+def test_ot_tol_uses_licos_batch_mean_potential_stop_rule():
+    gen = torch.Generator().manual_seed(5)
+    feats = torch.randn(4, 6, 5, generator=gen, dtype=torch.float64)
+    prompts = torch.randn(4, 3, 5, generator=gen, dtype=torch.float64)
+    cost = torch.cdist(torch.nn.functional.normalize(feats, dim=-1),
+                       torch.nn.functional.normalize(prompts, dim=-1)) ** 2  # fmt: skip
+    for tol in (1e-1, 1e-2, 1e-3):
+        _, plan = ot_alignment_loss(feats, prompts, reg=0.1, max_iter=100, tol=tol)
+        ref, iters = _lico_reference_plan(cost, 0.1, 100, tol)
+        assert 1 < iters < 100  # the rule, not max_iter, stopped it
+        # the loss solves in fp32 (spec: OT in fp32): agreement to fp32 rounding of the plan
+        torch.testing.assert_close(plan.double(), ref, rtol=0, atol=1e-6)
+    # The engine's default rule (per-problem mean change of e^f) stops elsewhere: another plan.
+    from ramlico.ot import sinkhorn
+
+    other = sinkhorn(cost, None, None, 0.1, max_iter=100, tol=1e-1, warn=False).plan
+    ref, _ = _lico_reference_plan(cost, 0.1, 100, 1e-1)
+    assert (other - ref).abs().max() > 1e-4
+    # A tolerance missed within max_iter is not a warning per step (SinkhornWarning is an error).
+    ot_alignment_loss(feats, prompts, reg=0.1, max_iter=2, tol=1e-12)

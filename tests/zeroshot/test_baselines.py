@@ -61,7 +61,9 @@ def test_word_list_and_cupl_file_errors(tmp_path):
     path = tmp_path / "cupl.json"
     path.write_text(json.dumps({"cat": ["A cat is a pet.", "Cats purr."], "dog": ["A dog."]}))
     assert cupl_sentences(path, ["dog", "cat"]) == [["A dog."], ["A cat is a pet.", "Cats purr."]]
-    with pytest.raises(ValueError, match=r"no sentences for \['bird'\]"):
+    with pytest.raises(
+        ValueError, match=r"no key: \['bird'\]; keys no class matched \(1\): \['dog'\]"
+    ):
         cupl_sentences(path, ["cat", "bird"])
 
 

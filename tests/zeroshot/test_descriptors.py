@@ -50,12 +50,17 @@ def test_descriptor_texts_reference_examples():
     assert plain[1][0] == "A photo of a tench, which is a freshwater fish"
 
 
-def test_descriptor_texts_names_missing_classes():
-    descs = {"cat": ["a pet"], "dog": ["a pet"]}
-    with pytest.raises(ValueError, match=r"missing descriptors for \['lemur'\]"):
+def test_descriptor_texts_names_missing_classes_and_unused_keys():
+    descs = {"cat": ["a pet"], "dog": ["a pet"], "owl": ["a bird"]}
+    with pytest.raises(
+        ValueError, match=r"no key: \['lemur'\]; keys no class matched \(1\): \['owl'\]"
+    ):
         descriptor_texts(descs, ["cat", "dog", "lemur"])
-    with pytest.raises(ValueError, match=r"unused descriptor keys \['dog'\]"):
-        descriptor_texts(descs, ["cat"])
+    # A file that describes more classes than the dataset ranks serves the subset, in label order.
+    assert descriptor_texts(descs, ["dog", "cat"]) == [
+        ["dog, which is a pet"],
+        ["cat, which is a pet"],
+    ]
 
 
 def test_load_descriptors(tmp_path):

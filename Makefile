@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := .make/installed-$(shell $(PYTHON) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench gpu-wheels gpu-smoke lint clean
 
 install: $(STAMP)
 
@@ -31,6 +31,15 @@ demo: install
 
 bench: install
 	$(PYTHON) benchmarks/sinkhorn.py
+
+# The GPU suite (docs/performance.md). A lent GPU machine has no network: `make gpu-wheels`
+# downloads the wheels it lacks into .whl/ (carried there); benchmarks/gpu_suite.sh installs them
+# offline and runs the suite. `make gpu-smoke` runs the whole suite at toy sizes on this CPU.
+gpu-wheels: install
+	$(PYTHON) benchmarks/gpu_wheels.py --dest .whl
+
+gpu-smoke: install
+	$(PYTHON) benchmarks/gpu_suite.py --device cpu --smoke
 
 lint: install
 	$(PYTHON) -m ruff check ramlico tests benchmarks

@@ -84,7 +84,7 @@ def train_step(module: LICOModule, opt: torch.optim.Optimizer, batch, amp: bool)
     opt.step()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--backbone", default="resnet50")
@@ -97,7 +97,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     p.add_argument("--out", default="benchmarks/results/lico_step.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen)
@@ -164,6 +164,7 @@ def main() -> None:
     out = Path(args.out)
     write_results(report, out, indent=2)
     print(f"wrote {out}")
+    return report
 
 
 if __name__ == "__main__":

@@ -2,17 +2,20 @@
 
 Each configuration (train / infer x fp32 / bf16 autocast) runs in its own subprocess, so the CPU
 peak resident memory (``ru_maxrss``) belongs to it; on CUDA the peak allocated memory is reset per
-configuration. The baseline of the same run is frozen CLIP zero-shot inference (global embedding
-x prompt classifier) at the same batch size: ratios are against it.
+configuration, so ``--in-process`` (no re-import per configuration; what the GPU suite uses)
+gives the same figures there. The baseline of the same run is frozen CLIP zero-shot inference
+(global embedding x prompt classifier) at the same batch size: ratios are against it.
 
     python benchmarks/ram_step.py                       # CUDA if present, else CPU
     python benchmarks/ram_step.py --device cpu --steps 1 --warmup 1
     python benchmarks/ram_step.py --model ramlico-tiny-ViT --batch 8   # smoke
+    python benchmarks/ram_step.py --device cuda --precision bf16 --mode baseline train --in-process
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import subprocess
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=[*PRECISIONS, "both"], default="both")
-    parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
+    parser.add_argument("--mode", nargs="+", choices=[*MODES, "all"], default=["all"])
+    parser.add_argument("--in-process", action="store_true", help="no subprocess per config")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ram_step.json"))
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
@@ -133,17 +137,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return [row]
     rows = []
     precisions = PRECISIONS if opts.precision == "both" else (opts.precision,)
-    modes = MODES if opts.mode == "all" else (opts.mode,)
+    modes = MODES if "all" in opts.mode else tuple(m for m in MODES if m in opts.mode)
     for precision in precisions:
         for mode in modes:
-            cmd = [
-                sys.executable, __file__, "--single", "--model", opts.model,
-                "--batch", str(opts.batch), "--steps", str(opts.steps),
-                "--warmup", str(opts.warmup), "--device", opts.device,
-                "--precision", precision, "--mode", mode,
-            ]  # fmt: skip
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            row = json.loads(out.strip().splitlines()[-1])
+            if opts.in_process:
+                row = _single(argparse.Namespace(**{**vars(opts), "precision": precision,
+                                                    "mode": mode}))  # fmt: skip
+                _release(opts.device)
+            else:
+                row = _subprocess_row(opts, precision, mode)
             rows.append(row)
             print(
                 f"{precision:5s} {mode:8s} {row['samples_per_s']:8.2f} samples/s  "
@@ -152,13 +154,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
             )
     for row in rows:
         base = next(
-            r for r in rows if r["mode"] == "baseline" and r["precision"] == row["precision"]
-        ) if any(r["mode"] == "baseline" for r in rows) else None  # fmt: skip
+            (r for r in rows if r["mode"] == "baseline" and r["precision"] == row["precision"]),
+            None,
+        )
         row["throughput_vs_baseline"] = (
             row["samples_per_s"] / base["samples_per_s"] if base else None
         )
     write_results(rows, opts.out)
     return rows
+
+
+def _subprocess_row(opts, precision: str, mode: str) -> dict:
+    cmd = [
+        sys.executable, __file__, "--single", "--model", opts.model,
+        "--batch", str(opts.batch), "--steps", str(opts.steps),
+        "--warmup", str(opts.warmup), "--device", opts.device,
+        "--precision", precision, "--mode", mode,
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _release(device: str) -> None:
+    """Free the last configuration's memory before the next one (in-process runs)."""
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ramlico.ot.fast import FAST_MODES
 from ramlico.ot.stopping import STOP_METRICS, STOP_RULES
 from ramlico.utils.options import Options
 
@@ -39,6 +40,8 @@ class SolverOptions(Options):
         check_every: iterations between host checks of the stop rule; ``None`` = never sync.
         method: ``"auto"`` (stabilised scaling domain, log-domain fallback) | ``"log"`` (pure
             log domain: no data-dependent branch; what the ONNX export of RAM traces).
+        fast: the fixed-iteration fast path, ``"auto"`` | ``"off"`` | ``"graph"`` |
+            ``"compile"`` (``ramlico.ot.fast``; ``"auto"`` = a CUDA graph for ``tol=None``).
 
     Raises:
         ValueError: an out-of-range value or an unknown choice (named, with the allowed ones).
@@ -54,6 +57,7 @@ class SolverOptions(Options):
     stop_rule: str = "per_problem"
     check_every: int | None = 10
     method: str = "auto"
+    fast: str = "auto"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.reg, (int, float)) and math.isfinite(self.reg) and self.reg > 0):
@@ -73,6 +77,7 @@ class SolverOptions(Options):
             ("stop_metric", STOP_METRICS),
             ("stop_rule", STOP_RULES),
             ("method", _METHODS),
+            ("fast", FAST_MODES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -91,4 +96,5 @@ class SolverOptions(Options):
             stop_rule=self.stop_rule,
             check_every=self.check_every,
             method=self.method,
+            fast=self.fast,
         )

@@ -17,6 +17,7 @@ __all__ = ["Problem", "prepare_problem"]
 
 Tensor = torch.Tensor
 _NEG_INF = float("-inf")
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 @dataclass
@@ -131,23 +132,100 @@ def _relaxation(reg_m, reg: Tensor) -> tuple[float, float]:
     return _kappa(rho_a, reg, "reg_m (rows)"), _kappa(rho_b, reg, "reg_m (columns)")
 
 
-def _check_mass(problem: Problem, mass_tol: float) -> None:
-    """Balanced OT needs equal total mass on both sides of every non-empty problem."""
-    mass_a = torch.logsumexp(problem.log_a, -1).exp()
-    mass_b = torch.logsumexp(problem.log_b, -1).exp()
+def _is_low_precision(x: Tensor | None) -> bool:
+    return isinstance(x, Tensor) and x.dtype in _LOW_PRECISION
+
+
+def _round_off(values: Tensor | None, logs: Tensor | None) -> float:
+    """Bound on the relative mass error that a bf16/fp16 marginal carries (0 for fp32/fp64).
+
+    With ``eps`` the dtype's machine epsilon, rounding a weight to the dtype changes it by at most
+    ``eps / 2`` relative, and a mass normalised in that dtype is off by another ``eps / 2``: in
+    all ``eps``. A log-marginal entry is off by ``eps / 2 * |log a_i|`` absolute, i.e. the weight
+    by that much relative: ``eps * (1 + max |log a|)`` covers it.
+    """
+    if _is_low_precision(values):
+        return torch.finfo(values.dtype).eps
+    if _is_low_precision(logs):
+        finite = logs[torch.isfinite(logs)]
+        top = float(finite.abs().max()) if finite.numel() else 0.0
+        return torch.finfo(logs.dtype).eps * (1.0 + top)
+    return 0.0
+
+
+def _check_mass(
+    log_a: Tensor, log_b: Tensor, mass_tol: float, round_off: tuple[float, float], dtypes
+) -> None:
+    """Balanced OT needs equal total mass on both sides of every non-empty problem.
+
+    The allowed relative gap is ``mass_tol`` plus the round-off of bf16/fp16 marginals
+    (:func:`_round_off`); fp32/fp64 marginals get ``mass_tol`` alone.
+    """
+    mass_a = torch.logsumexp(log_a, -1).exp()
+    mass_b = torch.logsumexp(log_b, -1).exp()
     mass_a, mass_b = torch.broadcast_tensors(mass_a, mass_b)
     rel = (mass_a - mass_b).abs() / torch.maximum(mass_a, mass_b).clamp_min(1e-30)
     both = (mass_a > 0) & (mass_b > 0)  # empty problems are allowed: they get a zero plan
     rel = torch.where(both & torch.isfinite(rel), rel, torch.zeros_like(rel))
-    if (rel > mass_tol).any():
+    extra = sum(round_off)
+    if (rel > mass_tol + extra).any():
         worst = int(rel.argmax())
+        allowed = f"mass_tol={mass_tol:g}"
+        if extra:
+            sides = zip("ab", dtypes, round_off, strict=True)
+            names = " and ".join(f"{side} ({dtype})" for side, dtype, r in sides if r)
+            allowed += f" + {extra:.3g} for the round-off of {names}"
         raise ValueError(
             f"balanced OT needs sum(a) == sum(b) for every problem; problem {worst} (flat index) "
             f"has sum(a)={mass_a.flatten()[worst].item():.6g}, "
             f"sum(b)={mass_b.flatten()[worst].item():.6g} (relative gap "
-            f"{rel.max().item():.3g} > mass_tol={mass_tol:g}). Normalise a and b, or pass "
+            f"{rel.max().item():.3g} > {allowed}). Normalise a and b, or pass "
             "reg_m=... for KL-relaxed (unbalanced) OT."
         )
+
+
+def _equalise_masses(
+    log_a: Tensor, log_b: Tensor, low_a: bool, low_b: bool
+) -> tuple[Tensor, Tensor]:
+    """Rescale the bf16/fp16 side(s) in the working dtype so both masses agree per problem.
+
+    One low-precision side takes the other side's mass; two take the mean of both. The change is
+    within the dtype's own round-off (checked before), so nothing the caller meant is lost, and
+    the balanced iterations then meet both marginals. Empty problems are left alone.
+    """
+    mass_a = torch.logsumexp(log_a, -1, keepdim=True)
+    mass_b = torch.logsumexp(log_b, -1, keepdim=True)
+    if low_a and low_b:
+        target = torch.logaddexp(mass_a, mass_b) - math.log(2.0)
+    else:
+        target = mass_b if low_a else mass_a
+
+    def shift(logs: Tensor, mass: Tensor) -> Tensor:
+        d = target - mass
+        return logs + torch.where(torch.isfinite(d), d, torch.zeros_like(d))
+
+    return (shift(log_a, mass_a) if low_a else log_a), (shift(log_b, mass_b) if low_b else log_b)
+
+
+def _balanced_marginals(
+    la: Tensor, lb: Tensor, given_a: tuple, given_b: tuple, mass_tol: float, validate: bool
+) -> tuple[Tensor, Tensor]:
+    """Check the masses (``validate``) and equalise the round-off of bf16/fp16 marginals.
+
+    ``given_a = (a, log_a)`` as passed by the caller (either may be ``None``), likewise ``b``.
+    """
+    low_a = any(_is_low_precision(x) for x in given_a)
+    low_b = any(_is_low_precision(x) for x in given_b)
+    if validate:
+        round_off = (_round_off(*given_a), _round_off(*given_b))
+        names = tuple(
+            str(x.dtype).removeprefix("torch.") if x is not None else "uniform"
+            for x in (next((t for t in g if t is not None), None) for g in (given_a, given_b))
+        )
+        _check_mass(la, lb, mass_tol, round_off, names)
+    if low_a or low_b:
+        la, lb = _equalise_masses(la, lb, low_a, low_b)
+    return la, lb
 
 
 def prepare_problem(
@@ -219,6 +297,8 @@ def prepare_problem(
             "is rho / (rho + reg); pass the reg that log_kernel was divided by"
         )
     kappa_a, kappa_b = _relaxation(reg_m, reg_t)
+    if kappa_a == 1.0 and kappa_b == 1.0:  # balanced: both sides must carry the same mass
+        la, lb = _balanced_marginals(la, lb, (a, log_a), (b, log_b), mass_tol, validate)
     pos_a_any = (la > _NEG_INF).any(-1).expand(batch_shape)
     pos_b_any = (lb > _NEG_INF).any(-1).expand(batch_shape)
     n_rows = row_real.sum(-1).to(dtype).expand(batch_shape)
@@ -234,6 +314,4 @@ def prepare_problem(
         n_rows=n_rows,
         empty=~(pos_a_any & pos_b_any),
     )
-    if validate and problem.balanced:
-        _check_mass(problem, mass_tol)
     return problem

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ramlico.ot.iterations import LogDomain, ScalingDomain
+from ramlico.ot.fast import FAST_MODES, resolve_fast_mode, solve_fixed
+from ramlico.ot.iterations import LogDomain, LogState, ScalingDomain
 from ramlico.ot.problem import Problem, prepare_problem
 from ramlico.ot.result import OTResult, SinkhornWarning
 from ramlico.ot.stopping import STOP_METRICS, STOP_RULES, stop_error, stop_mask
@@ -119,10 +120,15 @@ def _merge_fallback(scaling: ScalingDomain, bad: Tensor, fast: _Carry, slow: _Ca
     )
 
 
+def _uses_log(opts: dict) -> bool:
+    """The pure log-domain path: asked for, needed for autograd, or no sync point to fall back."""
+    return opts["method"] == "log" or opts["grad"] == "unrolled" or opts["check_every"] is None
+
+
 def _solve(p: Problem, f0: Tensor, g0: Tensor, opts: dict) -> _Carry:
     """The outer loop: stretches of iterations between sync points, absorption and fallback."""
     max_iter, check_every = opts["max_iter"], opts["check_every"]
-    use_log = opts["method"] == "log" or opts["grad"] == "unrolled" or check_every is None
+    use_log = _uses_log(opts)
     log_path = LogDomain(p, opts["order"])
     path = log_path if use_log else ScalingDomain(p, opts["order"])
     batch = p.batch_shape
@@ -167,6 +173,29 @@ def _solve(p: Problem, f0: Tensor, g0: Tensor, opts: dict) -> _Carry:
     return carry
 
 
+def _solve_fast(p: Problem, f0: Tensor, g0: Tensor, opts: dict, mode: str) -> _Carry | None:
+    """The fixed-iteration fast path (:mod:`ramlico.ot.fast`); ``None`` = use :func:`_solve`."""
+    use_log = _uses_log(opts)
+    absorb_every = opts["absorb_every"]
+    points = _boundaries(opts["max_iter"], opts["check_every"], None if use_log else absorb_every)
+    out = solve_fixed(
+        p, f0, g0, mode, order=opts["order"], points=points, absorb_every=absorb_every,
+        use_log=use_log,
+    )  # fmt: skip
+    if out is None:
+        return None
+    active = ~p.empty
+    return _Carry(
+        state=LogState(*out),
+        f_prev=out[0],
+        g_prev=out[1],
+        active=active,
+        n_iter=active.long() * opts["max_iter"],
+        err=torch.full(p.batch_shape, float("inf"), dtype=f0.dtype, device=f0.device),
+        converged=torch.zeros(p.batch_shape, dtype=torch.bool, device=f0.device),
+    )
+
+
 def sinkhorn(
     cost: Tensor | None,
     a: Tensor | None = None,
@@ -195,6 +224,7 @@ def sinkhorn(
     mass_tol: float = 1e-4,
     warn: bool = True,
     validate: bool = True,
+    fast: str = "auto",
 ) -> OTResult:
     """Solve a batch of entropic OT problems (balanced or KL-relaxed) with Sinkhorn iterations.
 
@@ -242,10 +272,20 @@ def sinkhorn(
         contract_with: ``(*batch, N, M)``-broadcastable ``S`` for ``output="contract"``.
         output_scale: ``None`` or ``"row_stochastic"`` (``T_ij / a_i``; ``N T`` for uniform
             ``a``: OTFusion's ``Q``).
-        mass_tol: relative tolerance of the balanced mass check ``sum a == sum b``.
+        mass_tol: relative tolerance of the balanced mass check ``sum a == sum b`` for fp32/fp64
+            marginals. Marginals given in bf16/fp16 are allowed their dtype's round-off on top
+            (``mass_tol + eps(a.dtype) + eps(b.dtype)``) and are rescaled in fp32 to equal
+            masses, so e.g. a bf16 softmax is accepted.
         warn: warn (:class:`SinkhornWarning`) when ``tol`` was given and some problem did not
             reach it.
         validate: check the inputs (costs a few host syncs before the loop).
+        fast: fixed-iteration fast path (:mod:`ramlico.ot.fast`). ``"auto"``: on CUDA, for
+            ``tol=None``, ``grad="none"`` and up to 2**25 kernel entries, the loop is captured
+            in a CUDA graph (cached per shape; one host sync per call); elsewhere the default
+            driver. ``"graph"``: require the CUDA graph. ``"compile"``: a ``torch.compile``'d
+            iteration (CPU or CUDA; equal up to rounding). ``"off"``: the default driver.
+            Values leaving the safe range fall back to the default stabilised driver, so the
+            plan is always the default path's.
 
     Returns:
         :class:`ramlico.ot.OTResult` with ``plan (*batch, N, M)``, ``f``, ``g``, ``n_iter``,
@@ -272,6 +312,7 @@ def sinkhorn(
     _choice("grad", grad, _GRADS)
     _choice("output", output, _OUTPUTS)
     _choice("output_scale", output_scale, _SCALES)
+    _choice("fast", fast, FAST_MODES)
     if not isinstance(max_iter, int) or max_iter < 0:
         raise ValueError(f"max_iter must be an int >= 0, got {max_iter!r}")
     if tol is not None and not tol > 0:
@@ -297,7 +338,13 @@ def sinkhorn(
             max_iter=max_iter, check_every=check_every, absorb_every=absorb_every,
             method=method, grad=grad,
         )  # fmt: skip
-        carry = _solve(problem, f0, g0, opts)
+        mode = resolve_fast_mode(
+            fast, problem.log_kernel.device, tol=tol, grad=grad, max_iter=max_iter,
+            entries=problem.log_kernel.numel(),
+        )  # fmt: skip
+        carry = _solve_fast(problem, f0, g0, opts, mode) if mode != "off" else None
+        if carry is None:
+            carry = _solve(problem, f0, g0, opts)
         return _finish(problem, carry, opts, output, contract_with, output_scale, warn)
 
 

@@ -713,6 +713,80 @@ def test_mass_mismatch_within_tolerance_is_accepted():
         sinkhorn(cost, a, None, 0.1, max_iter=5, mass_tol=1e-5)
 
 
+def _low_precision_softmax(dtype, shape, seed):
+    """A softmax rounded to ``dtype`` (e.g. a model's weights under autocast): its mass is off 1
+    by the dtype's round-off, far more than the fp32 ``mass_tol`` of 1e-4."""
+    logits = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    return torch.softmax(logits, -1).to(dtype)
+
+
+@pytest.mark.parametrize("low, strict_rejects", [(torch.bfloat16, True), (torch.float16, False)])
+def test_low_precision_marginals_of_50_entries_are_accepted_and_equalised(low, strict_rejects):
+    a = _low_precision_softmax(low, (4, 50), seed=0)
+    b = torch.full((7,), 1 / 7)
+    cost = torch.rand(4, 50, 7, generator=torch.Generator().manual_seed(1))
+    # bf16 (eps 2^-7) moves this mass by 7e-4, beyond the fp32 check's 1e-4, so the strict check
+    # rejects these very values; fp16 (eps 2^-10) stays inside it here (7.6e-5).
+    gap = (a.float().sum(-1) - 1).abs().max().item()
+    assert (gap > 1e-4) == strict_rejects
+    if strict_rejects:
+        with pytest.raises(ValueError, match=r"relative gap .* > mass_tol=0.0001\)"):
+            sinkhorn(cost, a.float(), b, 0.1)
+    kw = dict(tol=1e-7, stop_metric="marginal_l2", max_iter=5000)
+    res = sinkhorn(cost, a, b, 0.1, **kw)
+    # a is rescaled in fp32 to b's mass: the same answer as renormalising by hand.
+    by_hand = a.float() / a.float().sum(-1, keepdim=True) * b.sum()
+    ref = sinkhorn(cost, by_hand, b, 0.1, **kw)
+    torch.testing.assert_close(res.plan, ref.plan, rtol=1e-5, atol=1e-9)  # fp32 rescale order
+    torch.testing.assert_close(res.plan.sum(-1), by_hand, rtol=0, atol=1e-6)  # tol 1e-7 in l2
+    assert bool(res.converged.all())
+
+
+def test_two_low_precision_marginals_meet_at_their_mean_mass():
+    a = _low_precision_softmax(torch.bfloat16, (3, 50), seed=2)
+    b = _low_precision_softmax(torch.bfloat16, (3, 20), seed=3)
+    cost = torch.rand(3, 50, 20, generator=torch.Generator().manual_seed(4))
+    res = sinkhorn(cost, a, b, 0.1, tol=1e-7, stop_metric="marginal_l2", max_iter=5000)
+    mass = (a.float().sum(-1) + b.float().sum(-1)) / 2
+    torch.testing.assert_close(res.plan.sum((-2, -1)), mass, rtol=1e-6, atol=0)
+    torch.testing.assert_close(  # the columns are exact (rows first): b rescaled to the mean
+        res.plan.sum(-2), b.float() * (mass / b.float().sum(-1))[:, None], rtol=1e-5, atol=1e-8
+    )
+
+
+def test_low_precision_tolerance_is_the_dtype_round_off_not_more():
+    cost = torch.rand(2, 50, 5, generator=torch.Generator().manual_seed(5))
+    a = (_low_precision_softmax(torch.float32, (2, 50), seed=6) * 1.02).to(torch.bfloat16)
+    # A 2% gap is a real mismatch, not bf16 round-off (eps = 0.0078): still an error, naming why.
+    with pytest.raises(ValueError, match=r"> mass_tol=0.0001 \+ 0.00781 for the round-off of a "):
+        sinkhorn(cost, a, None, 0.1)
+    a16 = (_low_precision_softmax(torch.float32, (2, 50), seed=6) * 1.002).to(torch.float16)
+    with pytest.raises(ValueError, match=r"\+ 0.000977 for the round-off of a \(float16\)"):
+        sinkhorn(cost, a16, None, 0.1)  # fp16 is 8x finer: 0.2% is too much there
+
+
+def test_fp32_marginals_keep_the_strict_check():
+    cost = torch.rand(3, 4)
+    a = torch.tensor([0.5, 0.25, 0.25 + 5e-4])  # a gap bf16 would forgive, fp32 does not
+    with pytest.raises(ValueError, match=r"relative gap 0.0005 > mass_tol=0.0001\)"):
+        sinkhorn(cost, a, None, 0.1, max_iter=5)
+
+
+def test_low_precision_log_marginals_and_unchecked_calls_are_equalised():
+    a = _low_precision_softmax(torch.float32, (2, 50), seed=7)
+    cost = torch.rand(2, 50, 6, generator=torch.Generator().manual_seed(8))
+    kw = dict(tol=1e-7, stop_metric="marginal_l2", max_iter=5000)
+    ref = sinkhorn(cost, a, None, 0.1, **kw)
+    log_a = a.log().to(torch.bfloat16)  # entries off by up to eps/2 * |log a_i| ~ 2% here
+    res = sinkhorn(cost, None, None, 0.1, log_a=log_a, **kw)
+    by_hand = log_a.float().exp() / log_a.float().exp().sum(-1, keepdim=True)
+    torch.testing.assert_close(res.plan.sum(-1), by_hand, rtol=0, atol=1e-6)
+    assert (res.plan - ref.plan).abs().max() > 1e-5  # the bf16 rounding did change the problem
+    # validate=False skips the check but still equalises the masses (no host sync needed).
+    unchecked = sinkhorn(cost, None, None, 0.1, log_a=log_a, validate=False, **kw)
+    assert torch.equal(unchecked.plan, res.plan)
+
+
 @pytest.mark.parametrize(
     "log_kernel, match",
     [

@@ -33,6 +33,7 @@ def test_solve_kwargs_reproduce_a_direct_call():
         ({"stop_rule": "any"}, r"stop_rule='any' is not supported; choose one of \('per_problem'"),
         ({"order": "rows"}, "order='rows' is not supported"),
         ({"stop_metric": "l1"}, "stop_metric='l1' is not supported"),
+        ({"fast": "cuda"}, r"fast='cuda' is not supported; choose one of \('auto', 'off'"),
     ],
 )
 def test_bad_values_are_named(kw, match):
@@ -44,6 +45,7 @@ def test_unknown_options_list_the_allowed_ones_and_yaml_lists_become_tuples():
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['eps'\]; allowed: \['check_every'"):
         SolverOptions(eps=0.1)
     assert SolverOptions(reg_m=[1.0, 2.0]).reg_m == (1.0, 2.0)
+    assert SolverOptions(fast="off").solve_kwargs()["fast"] == "off"  # reaches the engine
     assert SolverOptions.build({"reg": 0.3}) == SolverOptions(reg=0.3)
     assert SolverOptions.build(None) == SolverOptions()
     with pytest.raises(TypeError, match="expected SolverOptions or a mapping"):

@@ -55,8 +55,9 @@ class RAMInference(nn.Module):
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
         self.model = model.eval()
         self.labels = list(labels)
+        # the plain log-domain loop: no CUDA graph / compiled fast path inside a trace
         fixed = replace(model.kcot.solver, tol=None, max_iter=max_iter, method="log",
-                        check_every=None)  # fmt: skip
+                        check_every=None, fast="off")  # fmt: skip
         self.kcot = replace(model.kcot, solver=fixed)
         model.eval_label_features(self.labels)  # cached: the trace stores them as constants
         # inference mode for good (TSS BatchNorm statistics): the exporter restores the mode

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -19,6 +21,18 @@ def tiny_clip():
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _image_check_cache(tmp_path_factory):
+    """Image-check results are cached in a session folder, never in ~/.cache (subprocesses too)."""
+    old = os.environ.get("RAMLICO_CACHE_DIR")
+    os.environ["RAMLICO_CACHE_DIR"] = str(tmp_path_factory.mktemp("ramlico_cache"))
+    yield
+    if old is None:
+        os.environ.pop("RAMLICO_CACHE_DIR", None)
+    else:
+        os.environ["RAMLICO_CACHE_DIR"] = old
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
 from ramlico.callbacks import load_ema_average
-from ramlico.cli.checkpoint import load_checkpoint
+from ramlico.cli.checkpoint import check_label_space, load_checkpoint, restore_run
 from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
 from ramlico.cli.report import results_table
+from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.cli.wrapper import task_wrapper
 from ramlico.utils import get_logger
 
@@ -24,8 +27,6 @@ log = get_logger(__name__)
 
 def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
     """``eval.saliency=true``: Insertion/Deletion of post-hoc CAMs on the test split."""
-    from pathlib import Path
-
     from ramlico.explain import evaluate_saliency
 
     if not hasattr(model, "export"):
@@ -45,30 +46,55 @@ def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
 
 
 @task_wrapper
-def evaluate(cfg: DictConfig, objects: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
-    """Evaluate on every eval split of the datamodule (ZSL and GZSL); print and log the metrics.
+def evaluate(
+    cfg: DictConfig, objects: dict[str, Any], overrides: Sequence[str] | None = None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Evaluate on every test split of the datamodule (ZSL and GZSL, or closed-set); print and log
+    the metrics and write ``<run folder>/metrics.json``.
 
-    Called as ``evaluate(cfg)`` (see :func:`ramlico.cli.wrapper.task_wrapper`). With
-    ``ckpt_path`` the model config comes from the checkpoint (unless
-    ``use_checkpoint_config=false``) and its trainable weights are restored; frozen backbones are
-    rebuilt from that config. Training-free methods need no checkpoint. Every logger receives the
-    resolved config as its hyper-parameters.
+    Called as ``evaluate(cfg)`` or ``evaluate(cfg, overrides=[...])`` (see
+    :func:`ramlico.cli.wrapper.task_wrapper`). With ``ckpt_path`` the run is restored from the
+    checkpoint (:func:`ramlico.cli.checkpoint.restore_run`): the model, the data (label space,
+    files, image size, mean/std) and the trainable weights; ``overrides`` (default: the command
+    line) name what is taken from ``cfg`` instead, and a requested experiment, method, label split
+    or preprocessing that contradicts the checkpoint is an error. ``use_checkpoint_config=false``
+    evaluates ``cfg`` as composed (weights from the checkpoint). Training-free methods need no
+    checkpoint. Every logger receives the resolved config as its hyper-parameters.
     """
     objects["cfg"] = cfg
+    with quiet_third_party():
+        return _evaluate(cfg, objects, overrides)
+
+
+def _evaluate(
+    cfg: DictConfig, objects: dict[str, Any], overrides: Sequence[str] | None
+) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
-    ckpt = load_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    log.info("run folder: %s", Path(cfg.paths.output_dir).resolve())
+    restored, ckpt = None, None
+    if cfg.get("ckpt_path") and cfg.get("use_checkpoint_config", True):
+        restored = restore_run(cfg, overrides=overrides)
+        cfg, ckpt = restored.cfg, restored.ckpt
+        log.info(
+            "restored from %s: %s on %s data%s", restored.path, cfg.model._target_,
+            cfg.data.get("dataset") or cfg.data.get("source"),
+            f" (experiment {restored.experiment})" if restored.experiment else "",
+        )  # fmt: skip
+        for note in restored.notes:
+            log.info("  from the command line: %s", note)
+    elif cfg.get("ckpt_path"):
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        log.info("use_checkpoint_config=false: evaluating the config as composed")
     model_cfg = cfg.model
-    if ckpt is not None and cfg.get("use_checkpoint_config", True):
-        saved = (ckpt["ramlico"].get("config") or {}).get("model")
-        if saved:
-            model_cfg = OmegaConf.create(saved)
     cls = hydra.utils.get_class(model_cfg._target_)
     if ckpt is None and not getattr(cls, "eval_only", False):
         raise ValueError(
             f"{model_cfg._target_} is trained: pass ckpt_path=/path/to/last.ckpt to evaluate.py"
         )
     datamodule = objects["datamodule"] = hydra.utils.instantiate(cfg.data, _convert_="all")
+    if restored is not None:
+        check_label_space(restored, datamodule, getattr(cls, "open_vocabulary", True))
     model = objects["model"] = hydra.utils.instantiate(model_cfg, _convert_="all")
     if ckpt is not None:
         model.on_load_checkpoint(ckpt)
@@ -94,5 +120,11 @@ def evaluate(cfg: DictConfig, objects: dict[str, Any]) -> tuple[dict[str, float]
         dataset = cfg.data.get("dataset") or cfg.data.get("source")
         where = f" on {dataset}" if dataset else ""
         Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))
+        path = write_metrics(
+            Path(cfg.paths.output_dir) / "metrics.json", metrics,
+            checkpoint=str(cfg.ckpt_path) if cfg.get("ckpt_path") else None,
+        )  # fmt: skip
+        log.info("metrics: %s", path)
     log_hparams_metrics(trainer.loggers, params, metrics)
+    objects["cfg"] = cfg  # the restored config
     return metrics, objects

@@ -38,7 +38,8 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The run config with every interpolation resolved, as plain containers (checkpoint-safe)."""
+    if "hydra" in cfg:  # a config composed with return_hydra_config: Hydra's own node stays out
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(container, dict)
-    container.pop("hydra", None)
     return container

@@ -61,7 +61,7 @@ def predict(cfg: DictConfig, objects: dict[str, Any]) -> tuple[list[dict[str, An
         L.seed_everything(cfg.seed, workers=True)
     objects["cfg"] = cfg
     if cfg.get("ckpt_path"):
-        built = build_from_checkpoint(cfg.ckpt_path, ema=cfg.get("ema"))
+        built = build_from_checkpoint(cfg.ckpt_path, cfg=cfg, ema=cfg.get("ema"))
     else:
         built = build_from_config(cfg)
     labels = read_labels(cfg.get("labels"), cfg.get("labels_file"), built.labels)

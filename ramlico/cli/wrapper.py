@@ -43,18 +43,19 @@ def _finish_wandb(failed: bool) -> None:
 
 
 def task_wrapper(task: Task) -> Callable[[DictConfig], tuple[dict[str, float], dict[str, Any]]]:
-    """Wrap ``task(cfg, objects)`` as ``task(cfg) -> (metrics, objects)`` with failure handling.
+    """Wrap ``task(cfg, objects, **kw)`` as ``task(cfg, **kw) -> (metrics, objects)`` with failure
+    handling.
 
     ``objects`` starts empty; the task adds what it builds (``"loggers"`` is the list that is
     finalised on failure) and returns it.
     """
 
     @functools.wraps(task)
-    def run(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    def run(cfg: DictConfig, **kwargs: Any) -> tuple[dict[str, float], dict[str, Any]]:
         objects: dict[str, Any] = {}
         failed = True
         try:
-            result = task(cfg, objects)
+            result = task(cfg, objects, **kwargs)
             failed = False
             return result
         except Exception:

@@ -1,14 +1,24 @@
-"""LightningDataModule for zero-shot multi-label recognition: seen-label training, ZSL + GZSL tests.
+"""LightningDataModule for multi-label data: seen-label training, ZSL/GZSL or closed-set tests.
 
-Splits (ram.md 11.1, metrics.md 1.1):
+Splits (docs/data.md):
     train: training images, targets over the seen labels (C = len(seen)); unseen labels in the
         training files are dropped (counted and logged), never supervised.
-    zsl:   test images with at least one unseen label, targets over the unseen labels only.
-    gzsl:  all test images, targets over seen + unseen labels.
+    val:   held-out images for model selection (``val_file``, or a seeded ``val_fraction`` of the
+        training file), targets over the seen labels only (unseen labels are never looked at
+        before the test); evaluated as split ``"seen"`` (``val/seen/mAP``).
+    test, with unseen labels:
+        zsl:  test images with at least one unseen label, targets over the unseen labels only
+              (left out, with a warning, if no test image has an unseen label);
+        gzsl: all test images, targets over seen + unseen labels.
+    test, closed-set (no unseen labels): ``seen``: all test images over the seen labels.
 
-``test_dataloader()`` and ``val_dataloader()`` return ``[zsl_loader, gzsl_loader]`` in the order of
-``eval_splits``; a LightningModule builds its text classifier per ``dataloader_idx`` from
-``label_names(eval_splits[dataloader_idx])``.
+``test_dataloader()`` returns one loader per name of ``eval_splits`` (``["zsl", "gzsl"]`` or
+``["seen"]``) and ``val_dataloader()`` one per name of ``val_splits`` (``["seen"]``, or ``[]``
+without validation data); a LightningModule builds its text classifier per ``dataloader_idx`` from
+``label_names(split)``.
+
+Checks: ``setup`` runs :mod:`ramlico.data.check` on every split first (missing / corrupt images,
+empty label cells, duplicate rows; cached), so bad data fails before training starts.
 
 Sources:
     generated: the built-in shapes data set (``ramlico.data.generated``), cached under ``root``.
@@ -45,12 +55,13 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 
+from ramlico.data.check import SplitReport, check_records, overlapping_images, raise_or_warn
 from ramlico.data.dataset import MultiLabelDataset, check_vocabulary
 from ramlico.data.generated import generated_label_space, make_generated_dataset
 from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN, LabelSpace
 from ramlico.data.nus_wide import read_nus_label_space, read_nus_wide
 from ramlico.data.records import Record, read_coco_file, read_label_file, read_ram_json
-from ramlico.data.sampling import ResumableTrainData
+from ramlico.data.sampling import ResumableTrainData, sample_seed
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform, build_train_transform
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import eval_sampler
@@ -76,9 +87,17 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         source: ``"generated"``, ``"coco"``, ``"nus_wide"`` or ``"custom"``.
         root: data folder (for ``generated`` the cache folder).
         train_file, test_file: custom only; label files.
+        val_file: a label file of validation images (any source; same formats as the custom
+            files); when given, ``val_fraction`` is not used.
+        val_fraction: hold out this fraction of the training file for validation (seeded by
+            ``val_seed``; at least one image); 0 and no ``val_file``: no validation (the last
+            checkpoint is the one tested).
+        val_seed: seed of the held-out part (independent of the run seed, so runs with other
+            seeds are selected on the same images).
         image_root: custom: image folder (default each label file's folder);
             coco: folder holding train2014/ and val2014/ (default root).
-        seen, unseen: custom only; label lists (any order; stored sorted).
+        seen, unseen: custom only; label lists (any order; stored sorted). ``unseen=[]`` is a
+            closed-set label space (no zero-shot labels).
         instances_train, instances_val: coco only; label files (default under root/annotations;
             RAM's ``train_48_filtered.json`` / ``test_65_filtered.json``).
         generated: generated only; overrides of ``n_train``, ``n_test``, ``image_size``, ``seed``.
@@ -87,7 +106,11 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         train_preset: ``"ram"`` (ram.md 10.2) or ``"basic"``; ``augment``: extra keyword arguments
             of ``build_train_transform`` (probabilities, pad, interpolation).
         batch_size, eval_batch_size (default batch_size), num_workers, pin_memory: loader settings.
-        skip_bad_images: drop unreadable images at setup (listed) instead of failing when loaded.
+        check_images: decode every image at setup (cached; :mod:`ramlico.data.check`), so a
+            missing or corrupt image fails before training instead of when its batch loads.
+        skip_bad_images: drop missing / unreadable images at setup (listed) instead of failing.
+        allow_empty_labels: custom files: keep rows with an empty label cell as images without
+            any positive label (default: an error that names the rows).
         train_shuffle: ``"epoch"`` reshuffle every epoch, ``"once"`` one seeded shuffle then fixed
             order (RAM parity, ram.md 10.2), ``"none"`` file order.
         exclude_unseen_from_train: drop training images that carry any unseen label (counted).
@@ -104,6 +127,9 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         root: str = "data/generated",
         train_file: str | None = None,
         test_file: str | None = None,
+        val_file: str | None = None,
+        val_fraction: float = 0.0,
+        val_seed: int = 0,
         image_root: str | None = None,
         seen: list[str] | None = None,
         unseen: list[str] | None = None,
@@ -119,7 +145,9 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        check_images: bool = True,
         skip_bad_images: bool = False,
+        allow_empty_labels: bool = False,
         train_shuffle: str = "epoch",
         exclude_unseen_from_train: bool = False,
         val_max_images: int | None = None,
@@ -147,14 +175,18 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
             raise ValueError(
                 f"unknown keys {unknown} in generated; allowed: {list(GENERATED_KEYS)}"
             )
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise ValueError(f"batch sizes must be >= 1, got {batch_size}, {eval_batch_size}")
         self.root = Path(root)
         self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
-        self.eval_splits: list[str] = ["zsl", "gzsl"]
+        self._eval_splits: list[str] | None = None
         self._label_space: LabelSpace | None = None
         self._records: dict[str, list[Record]] = {}
+        self._checked: dict[str, list[Record]] = {}
         self.train_dataset: MultiLabelDataset | None = None
+        self.val_dataset: MultiLabelDataset | None = None
         self.test_datasets: dict[str, MultiLabelDataset] = {}
         self.train_transform = build_train_transform(
             image_size, mean, std, preset=train_preset, **(augment or {})
@@ -169,11 +201,14 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
             make_generated_dataset(self.root, **(self.hparams.generated or {}))
 
     def _read(self, split: str) -> list[Record]:
-        """Records of ``split`` ("train" or "test"), read once."""
+        """Records of ``split`` ("train", "val" (``val_file``) or "test"), read once, unchecked."""
         if split in self._records:
             return self._records[split]
         hp, source = self.hparams, self.hparams.source
-        if source == "generated":
+        if split == "val":
+            image_root = None if hp.image_root is None else Path(hp.image_root)
+            records = read_any_label_file(Path(hp.val_file), image_root)
+        elif source == "generated":
             info = make_generated_dataset(self.root, **(hp.generated or {}))
             records = read_label_file(info[f"{split}_file"])
         elif source == "coco":
@@ -217,49 +252,156 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         )
         if hp.unseen is None:
             unseen = {x for r in self._read("test") for x in r.labels} - seen
-        if not unseen:
-            raise ValueError(
-                f"no unseen labels: every label of {hp.test_file} also occurs in {hp.train_file}; "
-                "pass unseen=[...] (and seen=[...]) to define the zero-shot split"
-            )
         space = LabelSpace(sorted(seen), sorted(unseen))
-        log.info("custom label space inferred from the label files: %r", space)
+        log.info(
+            "custom label space inferred from the label files: %r%s", space,
+            "" if unseen else " (closed-set: every test label is a training label; pass "
+            "data.unseen=[...] for zero-shot labels)",
+        )  # fmt: skip
         return space
 
     def label_names(self, split: str) -> list[str]:
         """Label order of ``split``: "train"/"seen", "zsl"/"unseen" or "gzsl"."""
         return list(self.label_space.for_split(split))
 
+    @property
+    def eval_splits(self) -> list[str]:
+        """Test splits: ``["zsl", "gzsl"]`` (``["gzsl"]`` if no test image has an unseen label)
+        or ``["seen"]`` for a closed-set label space; known after ``setup``."""
+        if self._eval_splits is None:
+            raise RuntimeError("eval_splits is known after setup() (the Trainer calls it)")
+        return list(self._eval_splits)
+
+    @property
+    def val_splits(self) -> list[str]:
+        """Validation splits: ``["seen"]`` with validation data (``val_file`` /
+        ``val_fraction``), else ``[]``."""
+        hp = self.hparams
+        return ["seen"] if hp.val_file is not None or hp.val_fraction > 0 else []
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def _split_files(self, split: str) -> str:
+        """What ``split`` is read from (cache key of the image check and for messages)."""
+        hp = self.hparams
+        if split == "val":
+            return str(Path(hp.val_file).resolve())
+        if hp.source == "custom":
+            return str(Path(hp.train_file if split == "train" else hp.test_file).resolve())
+        return f"{hp.source}:{self.root.resolve()}:{split}"
+
+    def check_data(self, splits: Sequence[str] | None = None, progress: bool = True) -> list:
+        """Run the data checks on ``splits`` (default every split with data); keep the clean
+        records for ``setup``; return one :class:`~ramlico.data.check.SplitReport` per split."""
+        hp = self.hparams
+        if splits is None:
+            splits = ["train", *(["val"] if hp.val_file else []), "test"]
+        reports: list[SplitReport] = []
+        for split in splits:
+            report = check_records(
+                split, self._read(split), images=hp.check_images,
+                skip_bad_images=hp.skip_bad_images, allow_empty_labels=hp.allow_empty_labels,
+                check_empty_labels=hp.source == "custom" or split == "val",
+                cache_key=self._split_files(split), progress=progress,
+            )  # fmt: skip
+            self._checked[split] = report.records
+            reports.append(report)
+        return reports
+
+    def _checked_records(self, splits: Sequence[str]) -> dict[str, list[Record]]:
+        """Clean records of ``splits``; checks the ones not checked yet (raises on errors)."""
+        todo = [s for s in splits if s not in self._checked]
+        if todo:
+            reports = self.check_data(todo)
+            raise_or_warn(reports, overlapping_images({r.split: r.records for r in reports}))
+        return {s: self._checked[s] for s in splits}
+
     # ---- datasets ---------------------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the training dataset (stage fit) and the ZSL / GZSL datasets (every stage)."""
+        """Check the data, then build the training and validation datasets (stage fit) and the
+        test datasets (every stage); see the module docstring for the splits."""
         space, hp = self.label_space, self.hparams
-        if stage in (None, "fit") and self.train_dataset is None:
-            self.train_dataset = self._build_train(space)
+        fitting = stage in (None, "fit")
+        validating = fitting or stage == "validate"
+        splits = ["train"] if fitting or (validating and hp.val_fraction > 0) else []
+        splits += ["val"] if validating and hp.val_file else []
+        records = self._checked_records([*splits, "test"])
+        if "train" in records:
+            train, val = self._split_train(records["train"], records.get("val"))
+            if fitting and self.train_dataset is None:
+                self.train_dataset = self._build_train(space, train)
+        else:
+            val = records.get("val")
+        if val is not None and self.val_dataset is None:
+            self.val_dataset = self._build_seen(val, "validation")
         if not self.test_datasets:
-            test = self._read("test")
-            gzsl = MultiLabelDataset(test, space.gzsl, self.eval_transform, hp.skip_bad_images)
-            unseen = set(space.unseen)
-            zsl_records = [r for r in gzsl.records if unseen.intersection(r.labels)]
-            if not zsl_records:
-                raise ValueError(
-                    f"no test image has an unseen label ({len(space.unseen)} unseen labels); "
-                    "the ZSL split needs at least one (check the test file and the unseen list)"
-                )
-            log.info(
-                "test: ZSL %d images (with >= 1 unseen label), GZSL %d images",
-                len(zsl_records),
-                len(gzsl),
-            )
-            zsl = MultiLabelDataset(
-                zsl_records, space.unseen, self.eval_transform, drop_unknown=True
-            )
-            self.test_datasets = {"zsl": zsl, "gzsl": gzsl}
+            self.test_datasets = self._build_test(space, records["test"])
 
-    def _build_train(self, space: LabelSpace) -> MultiLabelDataset:
+    def _split_train(
+        self, train: list[Record], val: list[Record] | None
+    ) -> tuple[list[Record], list[Record] | None]:
+        """(training records, validation records): ``val_file`` or a seeded fraction of train."""
         hp = self.hparams
-        records = self._read("train")
+        if val is not None or hp.val_fraction <= 0:
+            return train, val  # data.val_file wins over data.val_fraction
+        n_val = max(1, round(hp.val_fraction * len(train)))
+        if n_val >= len(train):
+            raise ValueError(
+                f"data.val_fraction={hp.val_fraction} of {len(train)} training images leaves "
+                "none to train on; lower data.val_fraction or pass data.val_file"
+            )
+        gen = torch.Generator().manual_seed(sample_seed(hp.val_seed, len(train)))
+        held = set(torch.randperm(len(train), generator=gen)[:n_val].tolist())
+        log.info(
+            "validation: %d of %d training images held out (data.val_fraction=%s, val_seed=%d)",
+            n_val, len(train), hp.val_fraction, hp.val_seed,
+        )  # fmt: skip
+        return (
+            [r for i, r in enumerate(train) if i not in held],
+            [r for i, r in enumerate(train) if i in held],
+        )
+
+    def _build_seen(self, records: list[Record], what: str) -> MultiLabelDataset:
+        """Images over the seen labels (unseen labels dropped: never seen before the test)."""
+        space = self.label_space
+        check_vocabulary(records, space.gzsl)
+        if not space.seen:
+            raise ValueError(f"the {what} split needs seen labels; data.seen is empty")
+        return MultiLabelDataset(records, space.seen, self.eval_transform, drop_unknown=True)
+
+    def _build_test(self, space: LabelSpace, test: list[Record]) -> dict[str, MultiLabelDataset]:
+        if not space.unseen:
+            seen = MultiLabelDataset(test, space.seen, self.eval_transform)
+            log.info("test: closed-set, %d images over %d labels", len(seen), len(space.seen))
+            self._eval_splits = ["seen"]
+            return {"seen": seen}
+        gzsl = MultiLabelDataset(test, space.gzsl, self.eval_transform)
+        unseen = set(space.unseen)
+        zsl_records = [r for r in gzsl.records if unseen.intersection(r.labels)]
+        if not zsl_records:
+            log.warning(
+                "no test image has one of the %d unseen labels %s: the ZSL split is left out, "
+                "GZSL is evaluated (check data.test_file and data.unseen)",
+                len(space.unseen), list(space.unseen)[:10],
+            )  # fmt: skip
+            self._eval_splits = ["gzsl"]
+            return {"gzsl": gzsl}
+        log.info(
+            "test: ZSL %d images (with >= 1 unseen label), GZSL %d images",
+            len(zsl_records), len(gzsl),
+        )  # fmt: skip
+        zsl = MultiLabelDataset(zsl_records, space.unseen, self.eval_transform, drop_unknown=True)
+        self._eval_splits = ["zsl", "gzsl"]
+        return {"zsl": zsl, "gzsl": gzsl}
+
+    def _build_train(self, space: LabelSpace, records: list[Record]) -> MultiLabelDataset:
+        hp = self.hparams
+        if not space.seen:
+            raise ValueError(
+                "no seen labels to train on (data.seen is empty); list the training labels in "
+                "data.seen, or evaluate a training-free method with evaluate.py"
+            )
         check_vocabulary(records, space.gzsl)
         if hp.exclude_unseen_from_train:
             unseen = set(space.unseen)
@@ -273,9 +415,7 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         if hp.train_shuffle == "once":
             order = torch.randperm(len(records), generator=torch.Generator().manual_seed(self.seed))
             records = [records[i] for i in order.tolist()]
-        return MultiLabelDataset(
-            records, space.seen, self.train_transform, hp.skip_bad_images, drop_unknown=True
-        )
+        return MultiLabelDataset(records, space.seen, self.train_transform, drop_unknown=True)
 
     # ---- loaders ----------------------------------------------------------------------------
 
@@ -328,15 +468,16 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         return [self._loader(self.test_datasets[s], size, False) for s in self.eval_splits]
 
     def val_dataloader(self) -> list[DataLoader]:
-        """The test loaders, each limited to ``val_max_images`` evenly spaced images if set."""
-        self._require()
+        """``[seen loader]`` over the validation images (at most ``val_max_images`` evenly
+        spaced ones if set); ``[]`` without validation data."""
+        if not self.val_splits:
+            return []
+        if self.val_dataset is None:
+            raise RuntimeError("call setup('fit') before val_dataloader() (the Trainer does this)")
         size = self.hparams.eval_batch_size or self.hparams.batch_size
+        dataset: Any = self.val_dataset
         limit = self.hparams.val_max_images
-        loaders = []
-        for split in self.eval_splits:
-            dataset: Any = self.test_datasets[split]
-            if limit is not None and limit < len(dataset):
-                indices = torch.linspace(0, len(dataset) - 1, limit).round().long().unique()
-                dataset = Subset(dataset, indices.tolist())
-            loaders.append(self._loader(dataset, size, False))
-        return loaders
+        if limit is not None and limit < len(dataset):
+            indices = torch.linspace(0, len(dataset) - 1, limit).round().long().unique()
+            dataset = Subset(dataset, indices.tolist())
+        return [self._loader(dataset, size, False)]

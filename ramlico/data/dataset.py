@@ -17,13 +17,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ramlico.data.check import IMAGE_ERRORS, check_images
 from ramlico.data.records import Record
 from ramlico.utils import get_logger
 
 log = get_logger(__name__)
 
 MAX_LISTED = 20
-IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def _sources(records: Sequence[Record], labels: set[str]) -> list[str]:
@@ -52,8 +52,7 @@ def check_vocabulary(records: Sequence[Record], names: Sequence[str]) -> None:
             f"{len(listed)} labels are not among the {len(names)} label names: "
             f"{listed[:MAX_LISTED]}{' ...' if len(listed) > MAX_LISTED else ''} "
             f"(first uses: {_sources(records, set(listed)) or 'source unknown'}); fix the "
-            "label file or add the labels to the vocabulary (drop_unknown=True is for protocols "
-            "that drop labels on purpose)"
+            "label file, or add the labels to data.seen / data.unseen (custom data)"
         )
 
 
@@ -69,8 +68,9 @@ class MultiLabelDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         records: images and their label names.
         label_names: the label order, C names (e.g. ``LabelSpace.for_split("gzsl")``).
         transform: PIL RGB image -> (3, H, W) float tensor; default ``default_transform()``.
-        skip_bad_images: if True, open and verify every image now (PIL ``verify``), drop the ones
-            that fail and list them in ``skipped``; if False, a bad image raises when loaded.
+        skip_bad_images: if True, decode every image now (:func:`ramlico.data.check.
+            check_images`), drop the ones that fail and list them in ``skipped``; if False, a
+            bad image raises when loaded.
         drop_unknown: if True, labels outside ``label_names`` are dropped and counted (protocol
             restriction, e.g. seen labels only for training); if False they raise ValueError.
 
@@ -142,15 +142,9 @@ class MultiLabelDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return len(self.skipped)
 
     def _scan(self, records: list[Record]) -> list[Record]:
-        kept = []
-        for r in records:
-            try:
-                with Image.open(r.image) as im:
-                    im.verify()
-            except IMAGE_ERRORS as err:
-                self.skipped.append((r.image, f"{type(err).__name__}: {err}"))
-            else:
-                kept.append(r)
+        bad = check_images([r.image for r in records], progress=False)
+        self.skipped = [(r.image, bad[r.image]) for r in records if r.image in bad]
+        kept = [r for r in records if r.image not in bad]
         if self.skipped:
             log.warning(
                 "skipped %d of %d unreadable images, e.g. %s",
@@ -172,13 +166,13 @@ class MultiLabelDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 return im.convert("RGB")
         except FileNotFoundError as err:
             raise FileNotFoundError(
-                f"image not found: {record.image} ({where}); fix the path (or image_root) or set "
-                "skip_bad_images=True to drop missing images at construction"
+                f"image not found: {record.image} ({where}); fix the path (or data.image_root), "
+                "or set data.skip_bad_images=true to drop missing images before training"
             ) from err
         except IMAGE_ERRORS as err:
             raise OSError(
-                f"cannot read image {record.image} ({where}): {err}; replace the file or set "
-                "skip_bad_images=True to drop unreadable images at construction"
+                f"cannot read image {record.image} ({where}): {err}; replace the file, or set "
+                "data.skip_bad_images=true to drop unreadable images before training"
             ) from err
 
     def target(self, idx: int) -> torch.Tensor:

@@ -16,7 +16,9 @@ NUS-WIDE has its own reader in ``ramlico.data.nus_wide``.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -59,12 +61,43 @@ def _resolve(path: str, image_root: Path) -> Path:
     return p if p.is_absolute() else image_root / p
 
 
+def read_text(path: Path) -> str:
+    """The text of a label file: UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8").
+
+    Raises:
+        ValueError: the file is not UTF-8 (a UTF-16 byte-order mark, or bytes that are not UTF-8,
+            e.g. a Latin-1 / Windows-1252 export); the message names the file, line and column.
+    """
+    raw = Path(path).read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(
+            f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as "
+            "UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)')"
+        )
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        try:
+            raw.decode("cp1252")
+            guess = "it looks like Latin-1 / Windows-1252"
+        except UnicodeDecodeError:
+            guess = "its encoding is unknown"
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {column}; {guess}). "
+            "Save the file as UTF-8 (UTF-8 with BOM is fine), e.g. "
+            f"`iconv -f cp1252 -t utf-8 {Path(path).name} > fixed{Path(path).suffix}`"
+        ) from None
+
+
 def _load_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err}); expected {what}") from err
 
@@ -224,7 +257,7 @@ def _ram_records(data: Any, path: Path, root: Path) -> list[Record]:
 
 def _parse_csv(path: Path, root: Path) -> list[Record]:
     records = []
-    with path.open(encoding="utf-8", newline="") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         rows = csv.reader(f)
         header = next(rows, None)
         if header is None or [h.strip() for h in header] != ["image", "labels"]:
@@ -254,7 +287,7 @@ def _parse_csv(path: Path, root: Path) -> list[Record]:
 
 def _parse_jsonl(path: Path, root: Path) -> list[Record]:
     records = []
-    with path.open(encoding="utf-8") as f:
+    with io.StringIO(read_text(path)) as f:
         for line, text in enumerate(f, start=1):
             if not text.strip():
                 continue
@@ -282,10 +315,11 @@ def _parse_jsonl(path: Path, root: Path) -> list[Record]:
 def read_label_file(path: Path, image_root: Path | None = None) -> list[Record]:
     """Read a custom label file: CSV (.csv) or JSON lines (.jsonl, .json-lines, .ndjson).
 
-    CSV: header ``image,labels``; one row per image; labels separated by ``|`` (may be empty: an
-    all-negative image). JSON lines: one ``{"image": "...", "labels": [...]}`` object per line.
-    Blank lines are skipped. Relative image paths are resolved against ``image_root`` (default: the
-    label file's folder).
+    CSV: header ``image,labels``; one row per image; labels separated by ``|`` (an empty cell gives
+    a record without labels; ``ramlico.data.check`` reports those). JSON lines: one
+    ``{"image": "...", "labels": [...]}`` object per line. UTF-8, with or without a byte-order
+    mark (:func:`read_text`). Blank lines are skipped. Relative image paths are resolved against
+    ``image_root`` (default: the label file's folder).
 
     Returns:
         One record per row, in file order, with ``source = "file:line"``.

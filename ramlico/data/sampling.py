@@ -51,6 +51,7 @@ from ramlico.utils import get_logger
 log = get_logger(__name__)
 
 __all__ = [
+    "ResumableDataLoader",
     "ResumableSampler",
     "ResumableTrainData",
     "SampleKey",
@@ -285,6 +286,25 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+class ResumableDataLoader(DataLoader):
+    """The training DataLoader of :func:`resumable_loader`; resumable in Lightning's sense.
+
+    Lightning warns "your dataloader is not resumable" on every mid-epoch resume unless the loader
+    has ``state_dict`` / ``load_state_dict``, although this loader resumes exactly. Its state (the
+    sampler's epoch, offset and layout) travels in the checkpoint with the fit loop, for
+    inspection; the position itself is restored by the datamodule (:class:`ResumableTrainData`),
+    which builds this loader already at the resumed position and warns if the layout (batch size,
+    seed, devices) changed. So :meth:`load_state_dict` has nothing left to do.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        sampler = self.sampler
+        return sampler.state_dict() if isinstance(sampler, ResumableSampler) else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: the datamodule built this loader at the saved position."""
+
+
 def resumable_loader(
     dataset: Any,
     batch_size: int,
@@ -311,7 +331,7 @@ def resumable_loader(
     sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, with_epoch=True)
     if position is not None:
         sampler.start_at(int(position["epoch"]), int(position["batches"]) * batch_size)
-    return DataLoader(
+    return ResumableDataLoader(
         SeededSamples(dataset, seed),
         batch_size=batch_size,
         sampler=sampler,
@@ -357,8 +377,8 @@ class ResumableTrainData:
             )
         if sampler.start:
             log.info(
-                "resuming epoch %d after %d samples per rank (the order is restored by the "
-                "datamodule; Lightning's 'dataloader is not resumable' warning does not apply)",
+                "resuming epoch %d after %d samples per rank (same order and augmentations as "
+                "the uninterrupted run)",
                 sampler.epoch,
                 sampler.start,
             )

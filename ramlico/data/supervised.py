@@ -17,6 +17,11 @@ Limited labels: ``num_labels`` (total, spread evenly over the classes, as LICO's
 labels" = 4 per class) or ``shots`` (k per class, fine-grained k-shot) selects a balanced,
 seeded subset of the training split; training images of such a subset get additive Gaussian
 noise ``N(0, limited_label_noise_std^2)`` after normalisation (LICO reference code).
+
+Validation: ``val_fraction`` holds out a seeded part of the training split (before any limited-label
+subset is drawn), evaluated with the test transform as split ``"val"`` (``val/val/top1``).
+ImageFolder and generated images are decoded once before training (``check_images``, cached;
+:mod:`ramlico.data.check`).
 """
 
 from __future__ import annotations
@@ -32,13 +37,15 @@ from lightning import LightningDataModule
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from ramlico.data.check import check_records, raise_or_warn
 from ramlico.data.classification import (
     GENERATED_CLASSES,
     ClassificationDataset,
     make_generated_classification,
     read_image_folder,
 )
-from ramlico.data.sampling import ResumableTrainData
+from ramlico.data.records import Record
+from ramlico.data.sampling import ResumableTrainData, sample_seed
 from ramlico.utils import get_logger
 
 __all__ = [
@@ -173,6 +180,10 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
         generated: ``make_generated_classification`` keyword arguments of the training split
             (the test split uses ``seed + 1`` and ``n_test_per_class``).
         n_test_per_class: test images per class of the generated set.
+        val_fraction: hold out this fraction of the training split for validation (0: none).
+        val_seed: seed of the held-out part.
+        check_images: decode every image of ImageFolder / generated sources before training.
+        skip_bad_images: drop missing / unreadable images (listed) instead of an error.
     """
 
     eval_splits = ["test"]
@@ -200,8 +211,14 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
         num_workers: int = 0,
         generated: dict | None = None,
         n_test_per_class: int = 10,
+        val_fraction: float = 0.0,
+        val_seed: int = 0,
+        check_images: bool = True,
+        skip_bad_images: bool = False,
     ) -> None:
         super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if source not in SOURCES:
             raise ValueError(f"data.source={source!r} is not supported; choose one of {SOURCES}")
         if num_labels is not None and shots is not None:
@@ -211,7 +228,13 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
         self.save_hyperparameters(logger=False)
         self.class_names: list[str] = list(GENERATED_CLASSES) if source == "generated" else []
         self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+
+    @property
+    def val_splits(self) -> list[str]:
+        """``["val"]`` with ``val_fraction > 0``, else ``[]`` (no validation)."""
+        return ["val"] if self.hparams.val_fraction > 0 else []
 
     # ------------------------------------------------------------------ helpers
     def _stats(self) -> tuple[Sequence[float], Sequence[float]]:
@@ -277,9 +300,7 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
         else:
             if hp.source == "generated":
                 self.prepare_data()
-                tr_dir, te_dir = Path(hp.root) / "train", Path(hp.root) / "test"
-            else:
-                tr_dir, te_dir = Path(hp.root) / hp.train_dir, Path(hp.root) / hp.test_dir
+            tr_dir, te_dir = self._image_dirs()
             names_file = Path(hp.class_names_file) if hp.class_names_file else None
             tr_samples, names = read_image_folder(tr_dir, names_file)
             te_samples, te_names = read_image_folder(te_dir, names_file)
@@ -287,9 +308,13 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
                 raise ValueError(f"{tr_dir} and {te_dir} have different class folders")
             if hp.source == "generated":
                 names = list(GENERATED_CLASSES)
+            tr_samples = self._checked(tr_samples, tr_dir)
+            te_samples = self._checked(te_samples, te_dir)
             train = ClassificationDataset(tr_samples, train_tf)
             test = ClassificationDataset(te_samples, test_tf)
             labels = [label for _, label in tr_samples]
+        if hp.val_fraction > 0:
+            train, labels = self._hold_out(train, labels, test_tf)
         if limited:
             per_class = hp.shots
             if hp.num_labels is not None:
@@ -304,6 +329,61 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
             log.info("labelled subset: %d per class, %d images", per_class, len(idx))
         self.class_names = names
         self.train_set, self.test_set = train, test
+
+    def _image_dirs(self) -> tuple[Path, Path]:
+        """(train folder, test folder) of an ImageFolder / generated source."""
+        hp, root = self.hparams, Path(self.hparams.root)
+        if hp.source == "generated":
+            return root / "train", root / "test"
+        return root / hp.train_dir, root / hp.test_dir
+
+    def _folder_report(self, samples: list[tuple[Path, int]], folder: Path, progress: bool = True):
+        records = [Record(path, (str(label),), str(path)) for path, label in samples]
+        return check_records(
+            folder.name, records, images=True, skip_bad_images=self.hparams.skip_bad_images,
+            check_empty_labels=False, cache_key=str(folder.resolve()), progress=progress,
+        )  # fmt: skip
+
+    def check_data(self, progress: bool = True) -> list:
+        """Decode every image of an ImageFolder / generated source (see ``ramlico.data.check``);
+        one report per split (torchvision sources are not checked: they are array files)."""
+        if self.hparams.source not in ("folder", "generated"):
+            return []
+        dirs = self._image_dirs()
+        return [self._folder_report(read_image_folder(d)[0], d, progress) for d in dirs]
+
+    def _checked(self, samples: list[tuple[Path, int]], folder: Path) -> list[tuple[Path, int]]:
+        """``samples`` after the image check (bad images raise, or are dropped if asked)."""
+        hp = self.hparams
+        if not (hp.check_images or hp.skip_bad_images):
+            return samples
+        report = self._folder_report(samples, folder)
+        raise_or_warn([report])
+        kept = {r.image for r in report.records}
+        return [(path, label) for path, label in samples if path in kept]
+
+    def _hold_out(
+        self, train: Dataset, labels: list[int], test_tf: Callable
+    ) -> tuple[Dataset, list[int]]:
+        """Split a seeded ``val_fraction`` off ``train``; the held-out part uses ``test_tf``."""
+        hp = self.hparams
+        n = len(labels)
+        n_val = max(1, round(hp.val_fraction * n))
+        if n_val >= n:
+            raise ValueError(f"data.val_fraction={hp.val_fraction} leaves no training image")
+        gen = torch.Generator().manual_seed(sample_seed(hp.val_seed, n))
+        order = torch.randperm(n, generator=gen).tolist()
+        held, kept = sorted(order[:n_val]), sorted(order[n_val:])
+        self.val_set = Subset(self._eval_view(train, test_tf), held)
+        log.info("validation: %d of %d training images held out (seed %d)", n_val, n, hp.val_seed)
+        return Subset(train, kept), [labels[i] for i in kept]
+
+    def _eval_view(self, train: Dataset, test_tf: Callable) -> Dataset:
+        """The training split read with the evaluation transform (for the held-out part)."""
+        if isinstance(train, ClassificationDataset):
+            return ClassificationDataset(train.samples, test_tf)
+        view, _, _, _ = self._torchvision(test_tf, test_tf)
+        return view
 
     def label_names(self, split: str = "test") -> list[str]:
         if not self.class_names:
@@ -327,3 +407,13 @@ class SupervisedClassificationDataModule(ResumableTrainData, LightningDataModule
         return DataLoader(
             self.test_set, batch_size=hp.eval_batch_size, shuffle=False, num_workers=hp.num_workers
         )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """``[val loader]`` with ``val_fraction > 0``, else ``[]``."""
+        self.setup()
+        hp = self.hparams
+        if self.val_set is None:
+            return []
+        return [DataLoader(
+            self.val_set, batch_size=hp.eval_batch_size, shuffle=False, num_workers=hp.num_workers
+        )]  # fmt: skip

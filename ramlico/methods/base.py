@@ -13,10 +13,12 @@ similarities; LICO: Grad-CAM saliency). RAM, CLIP zero-shot, CLIP-Adapter and LI
 contract; methods that score a named split only (LaZSL, OTFusion: ``predict_scores(images,
 split)``) are scored through it by registering the label list as a split.
 
-Evaluation runs one dataloader per split (``"zsl"``, ``"gzsl"``, ... as the datamodule names
-them) with the label set of that split, logs ``{stage}/{split}/{metric}`` (e.g.
-``test/zsl/F1@3``), and returns each batch's scores from ``validation_step``/``test_step``, so
-callbacks (calibration, prediction writers) read them without a second forward.
+Evaluation runs one dataloader per split with the label set of that split, and logs
+``{stage}/{split}/{metric}`` (e.g. ``test/zsl/F1@3``): the datamodule names the test splits in
+``eval_splits`` (``"zsl"``, ``"gzsl"``; ``"seen"`` for a closed-set label space) and the
+validation splits in ``val_splits`` (default: the test splits; ``["seen"]`` for a held-out part
+of the training data). ``validation_step``/``test_step`` return each batch's scores, so callbacks
+(calibration, prediction writers) read them without a second forward.
 
 Checkpoints hold only what cannot be rebuilt: trainable parameters and the persistent buffers of
 non-frozen modules, plus the resolved run config and the label names (key ``"ramlico"``). Frozen
@@ -39,7 +41,7 @@ from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
 
-__all__ = ["LabelScores", "RamlicoModule"]
+__all__ = ["LabelScores", "RamlicoModule", "adapt_ks"]
 
 log = get_logger(__name__)
 Tensor = torch.Tensor
@@ -63,6 +65,29 @@ class LabelScores:
     panels: list[Any] | None = None
 
 
+def adapt_ks(ks: Sequence[int], n_labels: int, split: str, task: str = "multilabel") -> list[int]:
+    """The ``k`` of P/R/F1@k (or top-k accuracy) that a split with ``n_labels`` labels supports.
+
+    Each ``k > n_labels`` becomes ``n_labels`` (a split with 2 unseen labels reports F1@2 instead
+    of F1@3 and F1@5), duplicates removed, order kept; a warning says so.
+
+    Example:
+        >>> adapt_ks([3, 5], 2, "zsl")
+        [2]
+    """
+    if n_labels < 1:
+        raise ValueError(f"split '{split}' has no labels; it cannot be evaluated")
+    adapted = list(dict.fromkeys(min(int(k), n_labels) for k in ks))
+    if adapted != [int(k) for k in ks]:
+        what = "P/R/F1@k" if task == "multilabel" else "top-k accuracy"
+        log.warning(
+            "split '%s' has %d label%s: %s reported at k=%s instead of k=%s",
+            split, n_labels, "" if n_labels == 1 else "s", what,
+            ", ".join(map(str, adapted)), ", ".join(map(str, ks)),
+        )  # fmt: skip
+    return adapted
+
+
 class RamlicoModule(L.LightningModule, ABC):
     """Base class of every ramlico method.
 
@@ -72,6 +97,9 @@ class RamlicoModule(L.LightningModule, ABC):
 
     #: True for training-free methods; ``train.py`` refuses them.
     eval_only: ClassVar[bool] = False
+    #: True if the model scores any label set (text embeddings); False for a fixed class head.
+    #: Evaluating a checkpoint on other labels is then an error (``check_label_space``).
+    open_vocabulary: ClassVar[bool] = True
 
     def __init__(self, ks: Sequence[int] = (3, 5)) -> None:
         super().__init__()
@@ -79,8 +107,10 @@ class RamlicoModule(L.LightningModule, ABC):
         # Checkpoints omit frozen weights, so loading must accept their absence (checked below).
         self.strict_loading = False
         self.eval_splits: list[str] = []
+        self.val_splits: list[str] = []
         self.label_names: dict[str, list[str]] = {}
         self.run_config: dict[str, Any] | None = None
+        self.launch: dict[str, Any] | None = None  # experiment + command line (train.py sets it)
         self.metrics = nn.ModuleDict()
         self.task = "multilabel"
         self._updated: set[str] = set()
@@ -112,12 +142,14 @@ class RamlicoModule(L.LightningModule, ABC):
             self.predict_evidence = bool(getattr(dm, "evidence", True))
             return
         self.eval_splits = list(dm.eval_splits)
-        self.label_names = {s: list(dm.label_names(s)) for s in ["train", *self.eval_splits]}
+        self.val_splits = list(getattr(dm, "val_splits", self.eval_splits))
+        splits = list(dict.fromkeys([*self.eval_splits, *self.val_splits]))
+        self.label_names = {s: list(dm.label_names(s)) for s in ["train", *splits]}
         self.task = getattr(dm, "task", "multilabel")
         transform = self.eval_transform()
         if transform is not None and hasattr(dm, "set_transform"):
             dm.set_transform(transform)  # the model's own preprocessing (zero-shot methods)
-        for split in self.eval_splits:
+        for split in splits:
             if split not in self.metrics:
                 self.metrics[split] = self._make_metric(split)
         self._updated: set[str] = set()
@@ -125,11 +157,8 @@ class RamlicoModule(L.LightningModule, ABC):
 
     def _make_metric(self, split: str) -> nn.Module:
         """P/R/F1@k + mAP (multi-label) or top-1/top-5 accuracy (multi-class), k <= C."""
-        n_labels = len(self.label_names[split])
         wanted = self.ks if self.task == "multilabel" else (1, 5)
-        ks = [k for k in wanted if k <= n_labels]
-        if len(ks) < len(wanted):
-            log.warning("split '%s' has %d labels: k in %s only", split, n_labels, ks)
+        ks = adapt_ks(wanted, len(self.label_names[split]), split, self.task)
         if self.task == "multiclass":
             return TopKAccuracy(ks=ks)
         return MultiLabelMetrics(ks=ks)
@@ -178,9 +207,9 @@ class RamlicoModule(L.LightningModule, ABC):
         with torch.no_grad():
             return self.label_scores(images, self.label_names[split], evidence=False)
 
-    def _eval_step(self, batch: Any, dataloader_idx: int) -> dict[str, Any]:
+    def _eval_step(self, batch: Any, dataloader_idx: int, splits: Sequence[str]) -> dict:
         images, targets = batch[0], batch[1]
-        split = self.eval_splits[dataloader_idx]
+        split = splits[dataloader_idx]
         out = self.split_scores(images, split)
         scores = out.scores
         expected = (
@@ -195,13 +224,16 @@ class RamlicoModule(L.LightningModule, ABC):
         return {"split": split, "scores": scores.detach(), "logits": out.logits.detach(),
                 "targets": targets}  # fmt: skip
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        for split in self.eval_splits:
+    def _eval_epoch_end(self, stage: str, splits: Sequence[str]) -> None:
+        for split in splits:
             if split not in self._updated:
                 continue
             metric = self.metrics[split]
             values = metric.compute()
-            self.log_dict({f"{stage}/{split}/{k}": v for k, v in values.items()}, sync_dist=False)
+            # torchmetrics has already reduced the states over all ranks, so every rank holds the
+            # same values; sync_dist=True only makes Lightning's epoch-level mean of these equal
+            # values explicit (and avoids its per-key "use sync_dist=True" warning under DDP).
+            self.log_dict({f"{stage}/{split}/{k}": v for k, v in values.items()}, sync_dist=True)
             metric.reset()
         self._updated = set()
 
@@ -213,16 +245,16 @@ class RamlicoModule(L.LightningModule, ABC):
         return {"index": index, "out": out}
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        return self._eval_step(batch, dataloader_idx)
+        return self._eval_step(batch, dataloader_idx, self.val_splits)
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        return self._eval_step(batch, dataloader_idx)
+        return self._eval_step(batch, dataloader_idx, self.eval_splits)
 
     def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
+        self._eval_epoch_end("val", self.val_splits)
 
     def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
+        self._eval_epoch_end("test", self.eval_splits)
 
     # ----------------------------------------------------------------- lean checkpoints
     def frozen_prefixes(self) -> list[str]:
@@ -251,6 +283,7 @@ class RamlicoModule(L.LightningModule, ABC):
         checkpoint["state_dict"] = self.trainable_state_dict()
         checkpoint["ramlico"] = {
             "config": self.run_config,
+            "launch": self.launch,
             "label_names": self.label_names,
             "frozen_prefixes": self.frozen_prefixes(),
             "calibration": self.calibration,

@@ -199,6 +199,8 @@ class LICOModule(RamlicoModule):
         num_classes: ``K`` if known; otherwise taken from the datamodule's label names.
     """
 
+    open_vocabulary = False  # a linear head over the training classes
+
     def __init__(
         self,
         encoder: TimmBackbone,

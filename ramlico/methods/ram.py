@@ -35,6 +35,7 @@ from ramlico.modules import TextClassifierCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
+from ramlico.modules.layers import LayerSpec
 from ramlico.modules.text_tower import FrozenCLIPTextTower
 from ramlico.utils import get_logger
 from ramlico.utils.optim import CombinedOptimizer, check_factory
@@ -59,7 +60,9 @@ class RAM(RamlicoModule):
     Args:
         backbone: frozen :class:`CLIPBackbone` (open_clip ViT; ``ViT-B-16-quickgelu`` + ``openai``).
         saa_layers, tss_layers, visual_prompt_layers, visual_prompt_len: the ladder (ram.md 2.3).
-        text_prompt_layers, text_prompt_len: deep label prompts.
+        text_prompt_layers, text_prompt_len: deep label prompts. Block choices are
+            :data:`~ramlico.modules.layers.LayerSpec` values: ``"all"``, ``"last:3"`` (fit any
+            depth, so one override switches the backbone) or indices (negative = from the end).
         lla_combine: ``"sum"`` (reference) or ``"mean"`` (paper Eq. 5).
         template: label prompt template.
         tau_loc, tau_glb: initial temperatures (raw learnable scalars).
@@ -81,11 +84,11 @@ class RAM(RamlicoModule):
     def __init__(
         self,
         backbone: CLIPBackbone,
-        saa_layers: Sequence[int] = tuple(range(12)),
-        tss_layers: Sequence[int] = (9, 10, 11),
-        visual_prompt_layers: Sequence[int] = (9, 10, 11),
+        saa_layers: LayerSpec = "all",
+        tss_layers: LayerSpec = "last:3",
+        visual_prompt_layers: LayerSpec = "last:3",
         visual_prompt_len: int = 8,
-        text_prompt_layers: Sequence[int] = (9, 10, 11),
+        text_prompt_layers: LayerSpec = "last:3",
         text_prompt_len: int = 4,
         lla_combine: str = "sum",
         template: str = "A photo of a {}.",
@@ -315,8 +318,8 @@ class RAM(RamlicoModule):
 
     def on_train_epoch_start(self) -> None:
         self._eval_text.clear()
-        for group in self.optimizers().param_groups:  # constant within the epoch
-            self.log(f"lr/{group['name']}", group["lr"])
+        for group in self.optimizers().param_groups:  # constant within the epoch, on every rank
+            self.log(f"lr/{group['name']}", group["lr"], sync_dist=True)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by optimiser group: adapters, temperatures, prompts."""

@@ -18,11 +18,10 @@ not depend on the prompts: their output is cached per token tensor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
+from ramlico.modules.layers import LayerSpec, resolve_layers
 from ramlico.modules.text_tower import FrozenCLIPTextTower
 
 __all__ = ["DeepPromptTextEncoder"]
@@ -36,7 +35,8 @@ class DeepPromptTextEncoder(nn.Module):
     Args:
         width: text tower width ``D`` (512 for ViT-B/16).
         n_blocks: text blocks (12).
-        prompt_layers: prompted blocks (RAM: 9-11 for COCO, 6-11 for NUS-WIDE).
+        prompt_layers: prompted blocks, a :data:`~ramlico.modules.layers.LayerSpec` (RAM:
+            ``"last:3"`` = 9-11 for COCO, ``"last:6"`` for NUS-WIDE).
         prompt_len: prompts per block (4); 0 = the plain frozen tower.
         prompt_std: std of the normal initialisation (0.02).
         truncate: use the exact truncated-sequence path (see module docstring).
@@ -46,18 +46,14 @@ class DeepPromptTextEncoder(nn.Module):
         self,
         width: int,
         n_blocks: int,
-        prompt_layers: Sequence[int] = (9, 10, 11),
+        prompt_layers: LayerSpec = "last:3",
         prompt_len: int = 4,
         prompt_std: float = 0.02,
         truncate: bool = True,
     ) -> None:
         super().__init__()
-        layers = sorted({int(i) % n_blocks for i in prompt_layers}) if prompt_len > 0 else []
-        for i in prompt_layers:
-            if not -n_blocks <= int(i) < n_blocks:
-                raise ValueError(
-                    f"text_prompt_layers: block {i} outside the tower's {n_blocks} blocks"
-                )
+        layers = resolve_layers(prompt_layers, n_blocks, "model.text_prompt_layers")
+        layers = layers if prompt_len > 0 else ()
         self.n_blocks = n_blocks
         self.prompt_len = prompt_len if layers else 0
         self.truncate = truncate

@@ -18,13 +18,13 @@ prefix with the student and only re-runs the adapted blocks without prompts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ramlico.backbones.clip import project_visual_tokens
+from ramlico.modules.layers import LayerSpec, resolve_layers
 from ramlico.modules.saa import self_aware_attention
 from ramlico.modules.tss import TextGuidedSpatialSelection
 
@@ -40,14 +40,6 @@ class LadderOutput:
     global_embed: Tensor
     regions: Tensor
     teacher_regions: Tensor | None = None
-
-
-def _layers(values: Sequence[int], n_blocks: int, key: str) -> tuple[int, ...]:
-    out = sorted({int(v) % n_blocks for v in values})
-    for v in values:
-        if not -n_blocks <= int(v) < n_blocks:
-            raise ValueError(f"{key}: block {v} outside the tower's {n_blocks} blocks")
-    return tuple(out)
 
 
 def _check_visual(visual: nn.Module) -> None:
@@ -77,6 +69,8 @@ class LadderLocalAdapter(nn.Module):
         saa_layers: blocks whose SAA read-out enters the side stream (all 12 in RAM).
         tss_layers: blocks with a TSS adapter (the last 3).
         visual_prompt_layers: blocks that append visual prompts (the last 3).
+            Each block choice is a :data:`~ramlico.modules.layers.LayerSpec`: ``"all"``,
+            ``"last:3"`` (fits any depth) or indices (negative = from the end).
         visual_prompt_len: prompts per block (8).
         combine: ``"sum"`` (reference: ``r + SAA + TSS``) or ``"mean"`` (paper Eq. 5:
             ``r + (SAA + TSS) / 2`` in TSS blocks).
@@ -89,9 +83,9 @@ class LadderLocalAdapter(nn.Module):
         width: int,
         text_dim: int,
         n_blocks: int,
-        saa_layers: Sequence[int] = tuple(range(12)),
-        tss_layers: Sequence[int] = (9, 10, 11),
-        visual_prompt_layers: Sequence[int] = (9, 10, 11),
+        saa_layers: LayerSpec = "all",
+        tss_layers: LayerSpec = "last:3",
+        visual_prompt_layers: LayerSpec = "last:3",
         visual_prompt_len: int = 8,
         combine: str = "sum",
         kernel_size: int = 3,
@@ -101,10 +95,10 @@ class LadderLocalAdapter(nn.Module):
         if combine not in ("sum", "mean"):
             raise ValueError(f"lla_combine must be 'sum' or 'mean', got {combine!r}")
         self.n_blocks = n_blocks
-        self.saa_layers = _layers(saa_layers, n_blocks, "saa_layers")
-        self.tss_layers = _layers(tss_layers, n_blocks, "tss_layers")
+        self.saa_layers = resolve_layers(saa_layers, n_blocks, "model.saa_layers")
+        self.tss_layers = resolve_layers(tss_layers, n_blocks, "model.tss_layers")
         self.prompt_layers = (
-            _layers(visual_prompt_layers, n_blocks, "visual_prompt_layers")
+            resolve_layers(visual_prompt_layers, n_blocks, "model.visual_prompt_layers")
             if visual_prompt_len > 0
             else ()
         )

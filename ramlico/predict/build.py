@@ -49,26 +49,35 @@ def _default_labels(label_names: Mapping[str, Sequence[str]] | None) -> list[str
 
 
 def build_from_checkpoint(
-    path: str | Path, model_cfg: DictConfig | None = None, ema: bool | None = None
+    path: str | Path, cfg: DictConfig | None = None, ema: bool | None = None
 ) -> Built:
     """Rebuild the model of a ``train.py`` checkpoint from the checkpoint alone.
 
-    The model config, data config (preprocessing) and label names are read from the
-    checkpoint; ``model_cfg`` replaces its model config (``use_checkpoint_config=false``).
-    ``ema``: the EMA average (``True``), the live weights (``False``) or as the run validated
-    (``None``: the average when it evaluated with one) -- the weights the calibration was fitted on.
+    The model config, the preprocessing (image size, mean, std of its data config) and the label
+    names come from the checkpoint. With ``cfg`` (the composed ``predict.py`` config) the
+    checkpoint's run is restored as ``evaluate.py`` does
+    (:func:`ramlico.cli.checkpoint.restore_run`: ``model.*`` overrides of the command line apply,
+    a contradicting experiment or preprocessing is an error). ``ema``: the EMA average
+    (``True``), the live weights (``False``) or as the run validated (``None``: the average when
+    it evaluated with one) -- the weights the calibration was fitted on.
     """
     from ramlico.callbacks.ema import load_ema_average
-    from ramlico.cli.checkpoint import load_checkpoint  # ramlico.cli imports this module
+    from ramlico.cli.checkpoint import load_checkpoint, restore_run  # ramlico.cli imports us
 
-    ckpt = load_checkpoint(path)
-    meta = ckpt["ramlico"]
-    config = meta.get("config") or {}
-    saved_model = config.get("model")
-    if model_cfg is None:
-        if not saved_model:
+    if cfg is not None and cfg.get("use_checkpoint_config", True):
+        restored = restore_run(cfg, path)
+        ckpt, model_cfg, data = restored.ckpt, restored.model_cfg, restored.preprocessing
+    else:
+        ckpt = load_checkpoint(path)
+        config = ckpt["ramlico"].get("config") or {}
+        if cfg is not None:
+            model_cfg = cfg.model
+        elif config.get("model"):
+            model_cfg = OmegaConf.create(config["model"])
+        else:
             raise ValueError(f"{path} holds no model config; pass the model config explicitly")
-        model_cfg = OmegaConf.create(saved_model)
+        data = config.get("data")
+    meta = ckpt["ramlico"]
     model = hydra.utils.instantiate(model_cfg, _convert_="all")
     model.label_names = {k: list(v) for k, v in (meta.get("label_names") or {}).items()}
     model.on_load_checkpoint(ckpt)
@@ -76,10 +85,10 @@ def build_from_checkpoint(
     load_ema_average(model, ckpt, ema)
     return Built(
         model=model,
-        transform=eval_transform_from_data_config(config.get("data")),
+        transform=eval_transform_from_data_config(data),
         calibration=Calibration.from_dict(meta.get("calibration")),
         labels=_default_labels(meta.get("label_names")),
-        config=config,
+        config=meta.get("config") or {},
     )
 
 

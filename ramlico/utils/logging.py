@@ -6,7 +6,7 @@ import logging
 
 from lightning.pytorch.utilities import rank_zero_only
 
-__all__ = ["get_logger"]
+__all__ = ["get_logger", "stdlib_logger"]
 
 
 class _RankZeroAdapter(logging.LoggerAdapter):
@@ -24,3 +24,10 @@ class _RankZeroAdapter(logging.LoggerAdapter):
 def get_logger(name: str) -> logging.LoggerAdapter:
     """A logger that writes on global rank 0 only (Lightning's ``rank_zero_only.rank``)."""
     return _RankZeroAdapter(logging.getLogger(name), {})
+
+
+def stdlib_logger(name: str | None = None) -> logging.Logger:
+    """The plain stdlib logger ``name`` (the root logger for ``None``), to *configure* (levels,
+    filters, handlers of third-party loggers); ramlico's own messages go through
+    :func:`get_logger`."""
+    return logging.getLogger(name)

@@ -91,6 +91,7 @@ def _run(tmp_path: Path, cadence: dict):
         cfg.trainer.max_epochs = 2
         cfg.trainer.update(cadence)
         cfg.callbacks.ema.decay = DECAY
+        cfg.callbacks.model_checkpoint.monitor = None  # a save at every validation, not the best
         cfg.callbacks.probe = {"_target_": f"{__name__}.Probe"}
     metrics, objects = train(cfg)
     probe = next(c for c in objects["trainer"].callbacks if isinstance(c, Probe))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,28 +51,38 @@ def test_checkpoint_holds_only_trainable_weights_config_and_labels(trained):
     model = objects["model"]
     assert ckpt["ramlico"]["label_names"]["zsl"] == model.label_names["zsl"]
     assert len(ckpt["ramlico"]["label_names"]["train"]) == 15
-    for k, v in ckpt["state_dict"].items():  # the saved weights are the trained ones
+    # the best checkpoint (selected on val/seen/mAP, then tested) holds the weights that were tested
+    best = load_checkpoint(objects["trainer"].checkpoint_callback.best_model_path)
+    for k, v in best["state_dict"].items():
         torch.testing.assert_close(v, model.state_dict()[k])
 
 
 def test_evaluate_restores_from_the_checkpoint_alone(trained):
-    tmp, cfg, metrics, _ = trained
-    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    # The eval config names another model (zero-shot): the checkpoint's config must win.
-    ecfg = shrink(compose_cfg("eval", tmp / "e", [f"ckpt_path={ckpt}"]), tmp / "gen")
+    tmp, cfg, metrics, objects = trained
+    ckpt = objects["trainer"].checkpoint_callback.best_model_path  # the checkpoint train() tested
+    # `python evaluate.py ckpt_path=...` and nothing else: the eval config's defaults name another
+    # model (zero-shot CLIP) and other data (generated, 224 px, root ./data): the checkpoint wins
+    ecfg = compose_cfg("eval", tmp / "e", [f"ckpt_path={ckpt}"])
     with open_dict(ecfg):
-        ecfg.data.image_size = 64
         ecfg.logger = None
-    emetrics, objects = evaluate(ecfg)
+        ecfg.callbacks = None
+        ecfg.trainer.enable_progress_bar = False
+    emetrics, objects = evaluate(ecfg, overrides=[f"ckpt_path={ckpt}"])
+    data = objects["cfg"].data
+    assert (data.image_size, data.root) == (64, cfg.data.root)
+    assert data.generated == cfg.data.generated
     assert type(objects["model"]).__name__ == "CLIPAdapter"
     for key in ("test/zsl/F1@3", "test/gzsl/mAP", "test/gzsl/P@5"):
         assert emetrics[key] == pytest.approx(metrics[key], abs=1e-4)
 
 
-def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
+def test_resume_continues_from_the_last_checkpoint_in_its_own_folder(trained, tmp_path):
     tmp, cfg, _, objects = trained
-    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    steps_done = torch.load(ckpt, weights_only=True)["global_step"]
+    run = tmp_path / "run"
+    shutil.copytree(cfg.paths.output_dir, run)  # resuming writes into the run's folder
+    ckpt = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    steps_done = saved["global_step"]
     rcfg = shrink(compose_cfg("train", tmp_path, ["experiment=clip_adapter_demo"]), tmp / "gen")
     with open_dict(rcfg):
         rcfg.trainer.max_epochs = 3
@@ -81,6 +93,14 @@ def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     trainer = robjects["trainer"]
     assert trainer.current_epoch == 3
     assert trainer.global_step == steps_done * 3 // 2  # one more epoch of the same length
+    # the resumed run wrote to the original folder; this session's folder links to it
+    session = Path(rcfg.paths.output_dir)  # now the original folder
+    assert session == run
+    assert torch.load(ckpt, weights_only=True)["epoch"] == saved["epoch"] + 1  # one more epoch
+    link = tmp_path / "out" / "resumed_run"
+    assert link.is_symlink() and link.resolve() == run.resolve()
+    assert "resumed from last.ckpt" in (run / "resumes.log").read_text()
+    assert json.loads((run / "metrics.json").read_text())["metrics"]["train/loss"] > 0
 
 
 def test_train_refuses_eval_only_methods(tmp_path):

@@ -55,15 +55,37 @@ def test_generated_splits_and_targets(tmp_path: Path):
     assert dm.train_dataset is not None and dm.train_dataset.n_dropped_labels > 0
 
 
-def test_val_loaders_are_limited_test_loaders(tmp_path: Path):
-    dm = _generated(tmp_path, val_max_images=5)
-    dm.setup("validate")
-    val = dm.val_dataloader()
-    test = dm.test_dataloader()
-    assert [len(v.dataset) for v in val] == [5, 5]
-    assert [len(t.dataset) for t in test] == [len(dm.test_datasets["zsl"]), 24]
-    first_val = next(iter(val[1]))[1]
-    assert torch.equal(first_val[0], dm.test_datasets["gzsl"][0][1])  # index 0 is kept
+def test_val_fraction_holds_out_seeded_training_images(tmp_path: Path):
+    dm = _generated(tmp_path, val_fraction=0.25)
+    dm.setup("fit")
+    assert dm.val_splits == ["seen"]
+    train = [r.image for r in dm.train_dataset.records]
+    val = [r.image for r in dm.val_dataset.records]
+    assert len(val) == round(0.25 * 22) == 6 and len(train) == 16  # 22 training rows in all
+    assert not set(train) & set(val)
+    # the split depends on val_seed only: another run seed holds out the same images
+    again = _generated(tmp_path, val_fraction=0.25, seed=7)
+    again.setup("fit")
+    assert [r.image for r in again.val_dataset.records] == val
+    other = _generated(tmp_path, val_fraction=0.25, val_seed=1)
+    other.setup("fit")
+    assert [r.image for r in other.val_dataset.records] != val
+    # targets over the seen labels only (unseen labels are never looked at before the test)
+    (loader,) = dm.val_dataloader()
+    _, targets = next(iter(loader))
+    assert targets.shape[1] == 15 and dm.val_dataset.label_names == dm.label_space.seen
+    limited = _generated(tmp_path, val_fraction=0.25, val_max_images=4)
+    limited.setup("fit")
+    assert [len(v.dataset) for v in limited.val_dataloader()] == [4]
+
+
+def test_no_validation_data_means_no_val_loader(tmp_path: Path):
+    dm = _generated(tmp_path)  # val_fraction=0, no val_file
+    dm.setup("fit")
+    assert dm.val_splits == [] and dm.val_dataloader() == []
+    assert len(dm.train_dataset) == 22
+    with pytest.raises(ValueError, match=r"data.val_fraction must be in \[0, 1\), got 1.5"):
+        _generated(tmp_path, val_fraction=1.5)
 
 
 def test_train_shuffle_modes(tmp_path: Path):
@@ -135,10 +157,6 @@ def test_custom_inferred_label_space_and_errors(tmp_path: Path, png):
         **common, train_file=str(train), test_file=str(test), unseen=["zebra"]
     )
     assert (dm.label_space.seen, dm.label_space.unseen) == (("cat", "dog"), ("zebra",))
-    # seen = training labels: zebra is seen, so the test file brings no unseen label
-    dm = MultiLabelDataModule(**common, train_file=str(train), test_file=str(test))
-    with pytest.raises(ValueError, match="no unseen labels: every label of .*test.jsonl"):
-        dm.setup("test")
     # a typo in the test file is not silently dropped
     test.write_text(
         '{"image": "c.png", "labels": ["dgo"]}\n{"image": "d.png", "labels": ["zebra"]}\n'
@@ -150,6 +168,57 @@ def test_custom_inferred_label_space_and_errors(tmp_path: Path, png):
         ValueError, match=r"1 labels are not among the 3 label names: \['dgo'\].*test.jsonl:1"
     ):
         dm.setup("test")
+
+
+def test_closed_set_when_every_test_label_is_a_training_label(tmp_path: Path, png):
+    train, test = _write_custom(tmp_path, png)  # train: dog, cat, zebra; test: dog, zebra, cat
+    dm = MultiLabelDataModule(
+        source="custom", root=str(tmp_path), train_file=str(train), test_file=str(test),
+        image_root=str(tmp_path / "img"), image_size=8, batch_size=2,
+    )  # fmt: skip
+    dm.setup("fit")
+    assert dm.label_space.unseen == () and dm.eval_splits == ["seen"]
+    (loader,) = dm.test_dataloader()
+    # columns: cat, dog, zebra; c.png = dog + zebra, d.png = cat
+    assert torch.equal(next(iter(loader))[1], torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+    # unseen=[] forces closed-set; a test label outside seen is then an error naming it
+    forced = MultiLabelDataModule(
+        source="custom", root=str(tmp_path), train_file=str(train), test_file=str(test),
+        image_root=str(tmp_path / "img"), seen=["cat", "dog"], unseen=[],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"\['zebra'\].*data.seen / data.unseen"):
+        forced.setup("test")
+
+
+def test_one_unseen_label_and_a_split_without_unseen_images(tmp_path: Path, png):
+    train, test = _write_custom(tmp_path, png)
+    args = dict(source="custom", root=str(tmp_path), train_file=str(train), test_file=str(test),
+                image_root=str(tmp_path / "img"), image_size=8)  # fmt: skip
+    dm = MultiLabelDataModule(**args, seen=["cat", "dog"], unseen=["zebra"])
+    dm.setup("test")
+    assert dm.eval_splits == ["zsl", "gzsl"] and dm.label_names("zsl") == ["zebra"]
+    # unseen "bus" occurs in no test image: ZSL does not exist, GZSL is still evaluated
+    dm = MultiLabelDataModule(**args, seen=["cat", "dog", "zebra"], unseen=["bus"])
+    dm.setup("test")
+    assert dm.eval_splits == ["gzsl"]
+    assert list(dm.test_datasets) == ["gzsl"] and len(dm.test_datasets["gzsl"]) == 2
+
+
+def test_val_file_over_the_seen_labels(tmp_path: Path, png):
+    train, test = _write_custom(tmp_path, png)
+    val = tmp_path / "val.csv"
+    val.write_text("image,labels\na.png,dog|zebra\nc.png,cat\n")
+    dm = MultiLabelDataModule(
+        source="custom", root=str(tmp_path), train_file=str(train), test_file=str(test),
+        val_file=str(val), val_fraction=0.5, image_root=str(tmp_path / "img"),
+        seen=["cat", "dog"], unseen=["zebra"], image_size=8, batch_size=2,
+    )  # fmt: skip
+    dm.setup("fit")
+    assert len(dm.train_dataset) == 2  # val_file wins: the training file is not split
+    assert dm.val_splits == ["seen"]
+    (loader,) = dm.val_dataloader()
+    # columns cat, dog: the unseen zebra of a.png is dropped
+    assert torch.equal(next(iter(loader))[1], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
 
 
 def test_constructor_errors(tmp_path: Path):

@@ -94,7 +94,7 @@ def test_mean_combination_halves_saa_and_tss_in_adapted_blocks(tiny_clip, ladder
 
 
 def test_bad_layer_and_combine_values_are_named(tiny_clip):
-    with pytest.raises(ValueError, match="tss_layers: block 5"):
+    with pytest.raises(ValueError, match=r"model.tss_layers=\[5\]: block 5 is outside the tower"):
         LadderLocalAdapter(64, 32, 2, saa_layers=[0], tss_layers=[5])
     with pytest.raises(ValueError, match="lla_combine"):
         LadderLocalAdapter(64, 32, 2, saa_layers=[0], combine="avg")

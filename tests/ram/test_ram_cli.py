@@ -14,7 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from helpers import compose_cfg, shrink  # noqa: E402
 
 from ramlico.cli import evaluate, train  # noqa: E402
-from ramlico.cli.checkpoint import load_checkpoint, load_trainable_weights  # noqa: E402
+from ramlico.cli.checkpoint import (  # noqa: E402
+    CheckpointMismatch,
+    load_checkpoint,
+    load_trainable_weights,
+)
 from ramlico.utils.schedule import warmup_cosine_lr  # noqa: E402
 
 
@@ -49,16 +53,19 @@ def test_checkpoint_holds_only_the_side_network_prompts_and_temperatures(trained
 
 
 def test_evaluate_rebuilds_the_frozen_parts_from_the_config(trained):
-    tmp, cfg, metrics, _ = trained
-    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    ecfg = shrink(compose_cfg("eval", tmp / "e", [f"ckpt_path={ckpt}"]), tmp / "gen")
+    tmp, cfg, metrics, objects = trained
+    ckpt = objects["trainer"].checkpoint_callback.best_model_path
+    overrides = [f"ckpt_path={ckpt}", "data.image_size=224"]
+    ecfg = shrink(compose_cfg("eval", tmp / "e", overrides), tmp / "gen")
     with open_dict(ecfg):
         ecfg.logger = None
-    with pytest.raises(ValueError, match="data.image_size=64"):
-        evaluate(ecfg)  # the eval config's 224 px data do not fit the tiny tower
-    with open_dict(ecfg):
-        ecfg.data.image_size = 64
-    emetrics, objects = evaluate(ecfg)
+    # the eval defaults (224 px) do not fit the tiny 64 px tower: the checkpoint's size is used,
+    # and asking for another one explicitly names both values
+    with pytest.raises(
+        CheckpointMismatch, match=r"data.image_size=224 differs from the checkpoint's 64"
+    ):
+        evaluate(ecfg, overrides=overrides)
+    emetrics, objects = evaluate(ecfg, overrides=overrides[:1])
     assert type(objects["model"]).__name__ == "RAM"
     for key in ("test/zsl/F1@3", "test/zsl/mAP", "test/gzsl/mAP", "test/gzsl/P@5"):
         assert emetrics[key] == pytest.approx(metrics[key], abs=1e-4)

@@ -28,7 +28,9 @@ class CalibrationFitter(Callback):
     """Calibrate on validation batches.
 
     Args:
-        split: the evaluation split to fit on; ``None`` = the one with the most labels (GZSL).
+        split: the validation split to fit on; ``None`` = the one with the most labels (``seen``
+            for a held-out part of the training data, ``gzsl`` when validation runs on the test
+            splits).
         mode: ``"global"`` (one threshold, micro-F1 optimal) or ``"per_label"``.
         min_positives: validation positives a label needs for its own threshold.
     """

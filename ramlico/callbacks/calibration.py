@@ -79,5 +79,6 @@ class CalibrationFitter(Callback):
             info={"split": split, "epoch": int(trainer.current_epoch)},
         )  # fmt: skip
         pl_module.calibration = cal.to_dict()
-        pl_module.log(f"val/{split}/tag_F1", cal.info["tag_f1"], sync_dist=False)
+        # every rank fitted on the gathered batches: equal values, the mean is that value
+        pl_module.log(f"val/{split}/tag_F1", cal.info["tag_f1"], sync_dist=True)
         self.collector.clear()

@@ -42,7 +42,15 @@ gpu-smoke: install
 	$(PYTHON) benchmarks/gpu_suite.py --device cpu --smoke
 
 lint: install
-	$(PYTHON) -m ruff check ramlico tests benchmarks
+	$(PYTHON) -m ruff check ramlico tests benchmarks tools
+
+# The numbers of README.md and docs/ against fresh runs of the commands next to them
+# (tools/doc_numbers.py; docs/development.md); numbers-update rewrites them.
+numbers: install
+	$(PYTHON) tools/doc_numbers.py
+
+numbers-update: install
+	$(PYTHON) tools/doc_numbers.py --update
 
 clean:
 	rm -rf .make build dist *.egg-info .pytest_cache .hypothesis

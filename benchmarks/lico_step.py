@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def ot_part():
         m = maps.clone().requires_grad_()
-        loss, _ = ot_alignment_loss(m, mapped, 0.1, 100)
+        loss, _ = ot_alignment_loss(m, mapped)  # LICO_SOLVER: eps 0.1, 100 iterations
         loss.backward()
 
     text_t = statistics.median(timed(text_part, device, args.steps, 1))

@@ -5,7 +5,7 @@ problems, so the times compare the cost of an iteration. For each case the scrip
 median wall time over ``--repeats`` runs, the iteration count and the ratio of every baseline's
 time to the engine's (``> 1`` = the engine is faster), and writes all figures to JSON.
 
-Cases are the four methods' problem sizes from spec/sinkhorn.md (section 3.5). On CPU the
+Cases are the four methods' problem sizes (docs/sinkhorn.md, "Problem sizes"). On CPU the
 LaZSL and OTFusion cases are large; ``--quick`` shrinks them (and says so in the table).
 
 Usage::
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import platform
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -116,7 +117,8 @@ def implementations(
     impls: dict[str, Callable] = {"ramlico": engine, "ramlico (log)": engine_log}
     if fast and device is not None and device.type == "cuda":
         impls["ramlico (graph)"] = functools.partial(engine, mode="graph")
-    if fast:
+    cxx = any(shutil.which(c) for c in ("g++", "c++", "clang++"))  # inductor's CPU backend
+    if fast and (cxx or (device is not None and device.type == "cuda")):
         impls["ramlico (compiled)"] = functools.partial(engine, mode="compile")
     impls["plain log loop"] = lambda c, a, b: plain_log_loop(c, a, b, case.reg, case.iters)
     n_problems = 1

@@ -1,6 +1,6 @@
 """WideResNet-28-w for 32 px inputs (CIFAR/SVHN), registered in timm as ``wrn28_2_cifar`` etc.
 
-timm has no CIFAR-style WRN, which LICO uses for CIFAR-10/100 and SVHN (spec/lico.md 3.1):
+timm has no CIFAR-style WRN, which LICO uses for CIFAR-10/100 and SVHN (docs/lico.md):
 a 3x3 stem with 16 channels, three stages of ``(depth - 4) / 6`` pre-activation basic blocks with
 widths ``16w, 32w, 64w`` and strides 1, 2, 2, then BN + LeakyReLU(0.1) (the LICO tap point,
 ``(B, 64w, 8, 8)`` at 32 px), global average pooling and a linear layer. BN momentum 0.001 and

@@ -103,8 +103,8 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         generated: generated only; overrides of ``n_train``, ``n_test``, ``image_size``, ``seed``.
         image_size: model input side length.
         mean, std: normalisation (default CLIP's; RAM's released configs use 0.5 / 0.5).
-        train_preset: ``"ram"`` (ram.md 10.2) or ``"basic"``; ``augment``: extra keyword arguments
-            of ``build_train_transform`` (probabilities, pad, interpolation).
+        train_preset: ``"ram"`` (docs/ram.md, "Input pipeline") or ``"basic"``; ``augment``: extra
+            keyword arguments of ``build_train_transform`` (probabilities, pad, interpolation).
         batch_size, eval_batch_size (default batch_size), num_workers, pin_memory: loader settings.
         check_images: decode every image at setup (cached; :mod:`ramlico.data.check`), so a
             missing or corrupt image fails before training instead of when its batch loads.
@@ -112,7 +112,7 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         allow_empty_labels: custom files: keep rows with an empty label cell as images without
             any positive label (default: an error that names the rows).
         train_shuffle: ``"epoch"`` reshuffle every epoch, ``"once"`` one seeded shuffle then fixed
-            order (RAM parity, ram.md 10.2), ``"none"`` file order.
+            order (RAM parity, docs/ram.md), ``"none"`` file order.
         exclude_unseen_from_train: drop training images that carry any unseen label (counted).
         val_max_images: validation uses at most this many evenly spaced images per split.
         seed: seed of the training order (``"epoch"``: one permutation per epoch from (seed,

@@ -61,7 +61,7 @@ def imagenet_subset_wnids(subset: str) -> list[str]:
 
 
 def imagenet_subset_indices(subset: str) -> list[int]:
-    """ImageNet class indices of a 200-class subset, ascending (spec/lazsl.md section 11).
+    """ImageNet class indices of a 200-class subset, ascending (docs/zero_shot.md, "Class names").
 
     Example:
         >>> imagenet_subset_indices("imagenet_r")[:3]

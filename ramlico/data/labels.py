@@ -1,13 +1,13 @@
 """Label sets of the zero-shot protocols: seen / unseen / GZSL label order and multi-hot targets.
 
-Label order (ram.md 11.1): seen labels sorted alphabetically, then unseen labels sorted
+Label order: seen labels sorted alphabetically, then unseen labels sorted
 alphabetically; the GZSL label vector is ``seen + unseen``. Order only matters for tie-breaking in
 top-k metrics.
 
 Constants:
-    COCO_SEEN (48), COCO_UNSEEN (17): the MS-COCO 2014 split of Bansal et al. 2018 (ram.md 11.2).
+    COCO_SEEN (48), COCO_UNSEEN (17): the MS-COCO 2014 split of Bansal et al. 2018 (docs/data.md).
     COCO_EXCLUDED (15): the multi-word COCO categories left out of the 65-class protocol.
-    NUS_UNSEEN (81): the human-annotated NUS-WIDE concepts (ram.md 11.3). The 925 NUS-WIDE seen
+    NUS_UNSEEN (81): the human-annotated NUS-WIDE concepts (docs/data.md). The 925 NUS-WIDE seen
         labels come from the dataset's own ``TagList1k.txt`` (``ramlico.data.nus_wide``).
 """
 
@@ -23,7 +23,7 @@ COCO_UNSEEN: tuple[str, ...] = tuple(
     airplane bus cake cat couch cow cup dog elephant keyboard knife scissors sink skateboard
     snowboard tie umbrella
     """.split()
-)  # 17, ram.md 11.2
+)  # 17
 
 COCO_SEEN: tuple[str, ...] = tuple(
     """
@@ -32,7 +32,7 @@ COCO_SEEN: tuple[str, ...] = tuple(
     orange oven person pizza refrigerator remote sandwich sheep skis spoon suitcase surfboard
     toaster toilet toothbrush train truck tv vase zebra
     """.split()
-)  # 48, ram.md 11.2
+)  # 48
 
 COCO_EXCLUDED: tuple[str, ...] = tuple(
     name.strip()
@@ -52,7 +52,7 @@ NUS_UNSEEN: tuple[str, ...] = tuple(
     sky snow soccer sports statue street sun sunset surf swimmers tattoo temple tiger tower town
     toy train tree valley vehicle water waterfall wedding whales window zebra
     """.split()
-)  # 81 human-annotated concepts, ram.md 11.3
+)  # 81 human-annotated concepts
 
 SPLIT_NAMES: dict[str, str] = {
     "train": "seen",

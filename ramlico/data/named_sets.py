@@ -2,7 +2,7 @@
 
 Each reader takes the extracted dataset root (no download) and returns ``(samples, class_names)``
 with ``samples[i] = (image path, class index)`` and the class names in the label order the LaZSL
-descriptor files use (spec/lazsl.md section 11):
+descriptor files use (docs/zero_shot.md, "Class names"):
 
 ============== =================================================================================
 ``imagenet``   ``root/<wnid>/*.JPEG`` (val after the usual valprep into class folders), or the
@@ -144,7 +144,7 @@ def _subset_reader(subset: str) -> Callable[[Path], tuple[Samples, list[str]]]:
 
 
 def cub_class_name(folder: str) -> str:
-    """CUB folder -> descriptor-file class name (spec/lazsl.md section 11).
+    """CUB folder -> descriptor-file class name (docs/zero_shot.md, "Class names").
 
     Drop the numeric prefix, ``_`` -> space; with three or more words, hyphen-join all words but
     the last.

@@ -1,4 +1,4 @@
-"""NUS-WIDE 925 seen / 81 unseen, read from the dataset's own files (ram.md 11.3).
+"""NUS-WIDE 925 seen / 81 unseen, read from the dataset's own files (docs/data.md, "NUS-WIDE").
 
 Expected layout under ``root`` (the official NUS-WIDE downloads, unpacked; the first existing
 candidate is used where two are listed)::

@@ -52,7 +52,7 @@ class Record:
 
 
 def unique_labels(labels: Iterable[str]) -> tuple[str, ...]:
-    """Remove duplicate label names, keeping first-seen order (instances collapse, ram.md 11.1)."""
+    """Remove duplicate label names, keeping first-seen order (instances collapse)."""
     return tuple(dict.fromkeys(labels))
 
 

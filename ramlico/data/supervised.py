@@ -10,8 +10,8 @@ Sources (``source=``):
 * ``generated``: the 20 coloured-shape classes of :mod:`ramlico.data.classification`, written
   once under ``root/train`` and ``root/test`` with different seeds (demo and tests).
 
-Class names always come from the dataset, in label order (spec/lico.md 7): CIFAR-10 "airplane,
-automobile, bird, ...", SVHN "zero" ... "nine", ``_`` replaced by a space.
+Class names always come from the dataset, in label order (docs/lico.md, "Objective"): CIFAR-10
+"airplane, automobile, bird, ...", SVHN "zero" ... "nine", ``_`` replaced by a space.
 
 Limited labels: ``num_labels`` (total, spread evenly over the classes, as LICO's "CIFAR-10 40
 labels" = 4 per class) or ``shots`` (k per class, fine-grained k-shot) selects a balanced,

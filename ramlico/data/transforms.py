@@ -1,4 +1,4 @@
-"""Image transforms: the evaluation transform and RAM's training augmentation (ram.md 10.2).
+"""Image transforms: the evaluation transform and RAM's training augmentation (docs/ram.md).
 
 Both pipelines take a PIL image (or a (3, H, W) uint8 tensor) and return a (3, S, S) float32 tensor,
 S = ``image_size``. They share the same first and last steps, so the training transform with every
@@ -11,7 +11,7 @@ probability at 0 (and the same interpolation) equals the evaluation transform ex
 Randomness uses torch's global generator. Training loaders of ``MultiLabelDataModule`` wrap the
 dataset in ``ramlico.data.sampling.SeededSamples``, which seeds it per image from (seed, epoch,
 index), so augmentations do not depend on the loading order, the number of workers or a resume.
-Parity with RAM's imgaug pipeline is statistical, not bitwise (ram.md 13 #10).
+Parity with RAM's imgaug pipeline is statistical, not bitwise.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _hit(p: float) -> bool:
 class RamAugment(nn.Module):
     """RAM's photometric and geometric augmentations in random order, on (3, H, W) floats in [0, 1].
 
-    Each call shuffles six steps (ram.md 10.2 step 2):
+    Each call shuffles six steps:
       * crop 0-10% per side and resize back (p);
       * Gaussian blur, sigma ~ U[0, 0.2] px (p);
       * contrast x U[0.75, 1.25] about 0.5 (p);
@@ -197,7 +197,7 @@ class NoiseErasing(nn.Module):
 
     With probability p, up to 10 attempts draw an area fraction U[min_area, max_area] and a
     log-uniform aspect ratio in [min_aspect, 1/min_aspect]; the first box that fits is erased.
-    Applied after normalisation, so the noise is in normalised units (ram.md 10.2 step 7).
+    Applied after normalisation, so the noise is in normalised units.
     """
 
     def __init__(
@@ -292,7 +292,7 @@ def build_train_transform(
     pad: int | None = None,
     interpolation: str = "bicubic",
 ) -> v2.Compose:
-    """Training transform (ram.md 10.2): "ram" is the full list, "basic" flip + resize + shift.
+    """Training transform (docs/ram.md): "ram" is the full list, "basic" flip + resize + shift.
 
     Steps: horizontal flip (flip_p; RAM's two p=0.5 flips equal one), ``RamAugment`` (ram only:
     aug_p, noise_p, multiply_p, per_channel_p), resize to image_size x image_size (interpolation),

@@ -49,7 +49,7 @@ def evaluate_saliency(
     """Mean insertion / deletion AUC (x100) of each saliency method on a seeded image subset.
 
     Every method is evaluated on the same images; the target class is the model's top-1 on
-    the unmodified image (spec/metrics.md 4.1).
+    the unmodified image (docs/metrics.md, "Insertion and Deletion").
 
     Args:
         model: classifier with a ``feature_tap`` (see :class:`SaliencyExplainer`), eval mode.

@@ -1,7 +1,7 @@
 """Post-hoc saliency maps through the ``grad-cam`` package (pytorch-grad-cam).
 
 LICO evaluates *unchanged* post-hoc methods on the baseline and on the LICO-trained network
-(spec/lico.md 6.1), so the CAMs here are thin adapters, not re-implementations:
+(LICO's saliency methods), so the CAMs here are thin adapters, not re-implementations:
 
 * target layer = the classifier's ``feature_tap`` (the last feature map, LICO's tap point: ResNet
   ``layer4`` output after its ReLU);

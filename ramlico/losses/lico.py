@@ -1,8 +1,8 @@
 """LICO's two language-image consistency losses: manifold matching (MM) and optimal transport (OT).
 
 Both are plain functions of tensors; :class:`ManifoldMatchingLoss` is a thin shell that owns the
-learnable temperature ``tau``. Spec: ``spec/lico.md`` sections 3.5 and 3.6; LICO (Lei et al.,
-NeurIPS 2023) eq. 1-2 (MM) and eq. 3-8 (OT).
+learnable temperature ``tau``. Notes: ``docs/lico.md`` ("Manifold matching", "OT loss"); LICO
+(Lei et al., NeurIPS 2023) eq. 1-2 (MM) and eq. 3-8 (OT).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ramlico.ot import sinkhorn, squared_euclidean_cost
+from ramlico.ot import SolverOptions, sinkhorn, squared_euclidean_cost
 
 __all__ = [
+    "LICO_SOLVER",
     "ManifoldMatchingLoss",
     "clamped_euclidean_distance",
     "manifold_matching_loss",
@@ -25,8 +26,13 @@ __all__ = [
 
 Tensor = torch.Tensor
 DIST_SQ_FLOOR = 1e-4  # [C]: sqrt(max(d^2, 1e-4)) keeps sqrt differentiable on the diagonal
-TAU_FLOOR = 1e-2  # spec 3.5: tau clamped >= 0.01 in the forward pass
+TAU_FLOOR = 1e-2  # tau clamped >= 0.01 in the forward pass
 OT_GRADS = ("envelope", "unrolled")
+#: LICO's Sinkhorn settings (docs/lico.md): eps 0.1, at most 100 iterations, and, when ``tol`` is
+#: set, LICO's own stop rule (the batch mean of the row potential's L1 change, all problems).
+LICO_SOLVER = SolverOptions(
+    reg=0.1, max_iter=100, tol=None, stop_metric="potential_l1_sum", stop_rule="batch_mean"
+)
 
 
 def clamped_euclidean_distance(x: Tensor) -> Tensor:
@@ -91,9 +97,7 @@ def plan_entropy(plan: Tensor) -> Tensor:
 def ot_alignment_loss(
     feature_maps: Tensor,
     prompt_maps: Tensor,
-    reg: float = 0.1,
-    max_iter: int = 100,
-    tol: float | None = None,
+    solver: SolverOptions = LICO_SOLVER,
     grad: str = "envelope",
 ) -> tuple[Tensor, Tensor]:
     """LICO's OT loss between the feature-map channels and the mapped prompt features.
@@ -106,25 +110,24 @@ def ot_alignment_loss(
 
     ``grad="envelope"`` (default): ``T*`` is solved without autograd and detached, ``C`` keeps
     its graph, so ``dL/dC_i = T*_i / B`` -- the envelope-theorem gradient of the entropic OT
-    value (spec 3.6 [D]; the reference code put ``C`` under ``no_grad`` too, a zero-gradient
+    value (the reference code put ``C`` under ``no_grad`` too, a zero-gradient
     bug). ``grad="unrolled"`` differentiates through the Sinkhorn iterations instead.
 
     Args:
         feature_maps: ``(B, N, d')`` image feature maps (N channels over d' positions).
         prompt_maps: ``(B, M, d')`` mapped prompt features of each image's class.
-        reg: entropic regulariser (LICO code: 0.1).
-        max_iter: Sinkhorn iterations (exactly this many when ``tol`` is None).
-        tol: LICO's own stop rule (spec 3.6): stop all problems of the batch once the batch
-            mean of ``sum_n |f_new,n - f_old,n|`` (row potential in cost units) is below
-            ``tol`` (reference 1e-3), at most ``max_iter`` iterations; missing it is not
-            reported (no warning per training step).
+        solver: the Sinkhorn settings (:data:`LICO_SOLVER`: ``reg`` 0.1 as in LICO's code;
+            ``max_iter`` 100, all of them when ``tol`` is None; with ``tol`` (reference 1e-3)
+            LICO's own stop rule: stop all problems of the batch once the batch mean of
+            ``sum_n |f_new,n - f_old,n|`` (row potential in cost units) is below ``tol``).
+            Missing ``tol`` is not reported (no warning per training step).
         grad: ``"envelope"`` or ``"unrolled"``.
     Returns:
         ``(loss, plan)``: scalar loss and the detached ``(B, N, M)`` plans (fp32).
     Raises:
         ValueError: mismatched shapes or an unknown ``grad``.
 
-    Reference: LICO eq. 3-8; spec/lico.md 3.6.
+    Reference: LICO eq. 3-8; docs/lico.md, "OT loss".
     """
     if feature_maps.dim() != 3 or prompt_maps.dim() != 3:
         raise ValueError(
@@ -139,17 +142,16 @@ def ot_alignment_loss(
         )
     if grad not in OT_GRADS:
         raise ValueError(f"grad={grad!r} is not supported; choose one of {OT_GRADS}")
-    # OT in fp32 even under autocast (the engine also forces it): spec sinkhorn.md 7.2.
+    # OT in fp32 even under autocast (the engine also forces it; docs/sinkhorn.md, "Numerics").
     with torch.autocast(device_type=feature_maps.device.type, enabled=False):
         f_hat = F.normalize(feature_maps.float(), dim=-1)
         g_hat = F.normalize(prompt_maps.float(), dim=-1)
         cost = squared_euclidean_cost(f_hat, g_hat)  # (B, N, M), differentiable
-        opts = dict(max_iter=max_iter, tol=tol, stop_metric="potential_l1_sum",
-                    stop_rule="batch_mean", warn=False)  # fmt: skip
+        opts = dict(solver.solve_kwargs(), warn=False)
         if grad == "envelope":
-            plan = sinkhorn(cost.detach(), None, None, reg, **opts).plan
+            plan = sinkhorn(cost.detach(), None, None, solver.reg, **opts).plan
         else:
-            plan = sinkhorn(cost, None, None, reg, grad="unrolled", **opts).plan
+            plan = sinkhorn(cost, None, None, solver.reg, grad="unrolled", **opts).plan
         loss = (plan * cost).sum((-2, -1)).mean()
     return loss, plan.detach()
 

@@ -1,4 +1,4 @@
-"""Multi-label multi-class contrastive (MMC) loss of RAM (spec ram.md section 9).
+"""Multi-label multi-class contrastive (MMC) loss of RAM (docs/ram.md, "Scores and loss").
 
 One softmax over *all* image-label entries of the batch; the loss is the mean negative
 log-probability of the positive entries::
@@ -28,7 +28,7 @@ def mmc_loss(logits: Tensor, targets: Tensor, *, per_sample: bool = False) -> Te
         per_sample: softmax per row instead of over the whole batch (ablation).
 
     Returns:
-        scalar loss. Worked example (spec): ``s = [[2, 0, 1], [0.5, 1.5, 0]]``,
+        scalar loss. Worked example: ``s = [[2, 0, 1], [0.5, 1.5, 0]]``,
         ``Y = [[1, 0, 1], [0, 1, 0]]`` -> 1.403494 (batch), 0.759860 (per sample).
 
     Raises:

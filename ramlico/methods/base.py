@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from timm.scheduler.scheduler import Scheduler as TimmScheduler
 from torch import nn
 
 from ramlico.data.sampling import get_rng_states, set_rng_states
@@ -255,6 +256,19 @@ class RamlicoModule(L.LightningModule, ABC):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test", self.eval_splits)
+
+    # ----------------------------------------------------------------- optimisation
+    def lr_scheduler_step(self, scheduler: Any, metric: Any | None) -> None:
+        """Step a scheduler at its interval: torch schedulers as Lightning does; timm schedulers
+        (``timm.scheduler.Scheduler``, which Lightning does not step) with the number of finished
+        epochs (``t_in_epochs``) or of optimiser updates, timm's own convention."""
+        if isinstance(scheduler, TimmScheduler):
+            if scheduler.t_in_epochs:
+                scheduler.step(epoch=self.current_epoch + 1, metric=metric)
+            else:
+                scheduler.step_update(num_updates=self.global_step, metric=metric)
+            return
+        super().lr_scheduler_step(scheduler, metric)
 
     # ----------------------------------------------------------------- lean checkpoints
     def frozen_prefixes(self) -> list[str]:

@@ -21,6 +21,7 @@ from torch import nn
 from ramlico.backbones import CLIPBackbone
 from ramlico.methods.base import RamlicoModule
 from ramlico.modules import ResidualAdapter, TextClassifierCache
+from ramlico.utils.optim import check_factory
 
 __all__ = ["CLIPAdapter"]
 
@@ -54,6 +55,9 @@ class CLIPAdapter(RamlicoModule):
         super().__init__(ks=ks)
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"], logger=False)
         self.backbone = backbone
+        check_factory("model.optimizer", optimizer, bound=("params",))
+        if scheduler is not None:
+            check_factory("model.scheduler", scheduler, bound=("optimizer",))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.adapter = ResidualAdapter(backbone.embed_dim, reduction=reduction, alpha=alpha)

@@ -8,7 +8,7 @@ views are encoded with CLIP in chunks and matched to every class's descriptor em
 shared engine in one call (:func:`ramlico.zeroshot.lazsl_scores`). Scores therefore do not
 depend on batch size, order, workers or the number of DDP processes. Spec: ``lazsl.md``.
 
-``method`` switches to a baseline on the same global embeddings and class names (spec/lazsl.md
+``method`` switches to a baseline on the same global embeddings and class names (docs/zero_shot.md
 section 10): ``clip`` (templates averaged, CLIP-E with several), ``dclip`` (mean cosine over the
 LaZSL descriptor sentences), ``waffle`` (WaffleCLIP random descriptors) and ``cupl`` (CuPL
 sentence file). Every run writes ``predictions.csv`` and ``zero_shot_metrics.json``
@@ -23,7 +23,7 @@ the original images may pass normalised ``(B, 3, H, W)`` tensors; crops then com
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,11 @@ from ramlico.backbones import CLIPBackbone
 from ramlico.data.classification import decode_image
 from ramlico.data.preprocess import ImagePreprocess
 from ramlico.methods.base import LabelScores, RamlicoModule
+from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import all_gather_objects
 from ramlico.zeroshot import (
+    LAZSL_SOLVER,
     clip_scores,
     dclip_scores,
     descriptor_texts,
@@ -56,7 +58,7 @@ from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
 __all__ = ["METHODS", "LaZSL", "resolve_descriptors_file"]
 
-#: ``model.method`` values: LaZSL and its baselines (spec/lazsl.md section 10).
+#: ``model.method`` values: LaZSL and its baselines (docs/zero_shot.md, "Baselines").
 METHODS = ("lazsl", "clip", "dclip", "waffle", "cupl")
 
 log = get_logger(__name__)
@@ -91,7 +93,10 @@ class LaZSL(RamlicoModule):
             a bundled file (``generated_shapes``).
         num_crops: crops per image (90).
         crop_scale: crop side range as a fraction of the short side.
-        theta, reg, max_iter, tol: LaZSL's hybrid weight and Sinkhorn settings.
+        theta: LaZSL's hybrid weight.
+        solver: the Sinkhorn settings (:class:`ramlico.ot.SolverOptions`, ``model.solver``);
+            default :data:`ramlico.zeroshot.LAZSL_SOLVER` (reference: ``reg`` 0.1, 100
+            iterations, ``tol`` 1e-2 per problem); a mapping changes only the fields it names.
         prefix, suffix: descriptor sentence template (see ``descriptor_texts``).
         crop_mode: ``"pil"`` (default; the reference's PIL crop + preprocess of the original image,
             in the loader workers) or ``"tensor"`` (bicubic antialiased resized crops of the
@@ -107,7 +112,7 @@ class LaZSL(RamlicoModule):
         method: ``lazsl`` or a baseline ``clip``, ``dclip``, ``waffle``, ``cupl`` (:data:`METHODS`).
         templates: ``clip``'s prompt templates (one ``{}``); several = CLIP-E (averaged).
         cupl_file: ``cupl``'s ``{class: [sentence, ...]}`` JSON (CuPL release format).
-        cupl_plus_templates: ``cupl`` also averages in ``templates`` (CuPL + CLIP-E, spec 10.4).
+        cupl_plus_templates: ``cupl`` also averages in ``templates`` (CuPL + CLIP-E).
         waffle_count: WaffleCLIP pairs (15 -> 30 random descriptors shared by all classes).
         waffle_seed: WaffleCLIP seed (the paper reports mean +- std over seeds 0..6).
         waffle_word_list: one word per line (WaffleCLIP's list); ``None`` = the words of the
@@ -125,9 +130,7 @@ class LaZSL(RamlicoModule):
         num_crops: int = 90,
         crop_scale: Sequence[float] = (0.6, 0.9),
         theta: float = 0.8,
-        reg: float = 0.1,
-        max_iter: int = 100,
-        tol: float | None = 1e-2,
+        solver: SolverOptions | Mapping[str, Any] | None = None,
         prefix: str = "",
         suffix: str = "",
         crop_mode: str = "pil",
@@ -155,8 +158,10 @@ class LaZSL(RamlicoModule):
             raise ValueError(f"model.templates need one '{{}}' each, got {list(templates)}")
         if crop_mode not in CROP_MODES:
             raise ValueError(f"model.crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
-        self.save_hyperparameters(ignore=["backbone"], logger=False)
+        # built objects stay out of the hyper-parameters; the run config keeps the settings
+        self.save_hyperparameters(ignore=["backbone", "solver"], logger=False)
         self.backbone = backbone
+        self.solver = SolverOptions.build(solver, LAZSL_SOLVER)
         self.descriptors = load_descriptors(resolve_descriptors_file(descriptors_file))
         self.words = load_word_list(waffle_word_list) if waffle_word_list else None
         self._desc_cache: dict[str, tuple[Tensor, Tensor]] = {}
@@ -249,7 +254,7 @@ class LaZSL(RamlicoModule):
         self, split: str, index: Tensor, boxes: Tensor, panel_images: Any, glob: Tensor,
         crops: Tensor, scores: Tensor,
     ) -> None:  # fmt: skip
-        """Record the top descriptors and crops behind each prediction (spec lazsl.md 7).
+        """Record the top descriptors and crops behind each prediction (docs/zero_shot.md).
 
         ``boxes (B, N, 4)`` are in the pixels of what ``panel_images(b)`` returns.
         """
@@ -261,10 +266,8 @@ class LaZSL(RamlicoModule):
             if idx >= hp.explain_images:
                 continue
             k = int(scores[b].argmax())
-            ex = explain(
-                glob[b], crops[b], desc, mask, k, theta=hp.theta, reg=hp.reg,
-                max_iter=hp.max_iter, tol=hp.tol, warn=False,
-            )  # fmt: skip
+            ex = explain(glob[b], crops[b], desc, mask, k, theta=hp.theta, solver=self.solver,
+                         warn=False)  # fmt: skip
             top_d = ex.per_descriptor.argsort(descending=True)[: hp.explain_top].tolist()
             top_c = ex.per_crop.argsort(descending=True)[: hp.explain_top].tolist()
             if hp.explain_png:
@@ -290,7 +293,7 @@ class LaZSL(RamlicoModule):
             })  # fmt: skip
 
     def descriptor_sentences(self, split: str) -> list[list[str]]:
-        """Per class of ``split``, its descriptor sentences (spec lazsl.md section 2)."""
+        """Per class of ``split``, its descriptor sentences (docs/zero_shot.md)."""
         hp = self.hparams
         source = f"descriptors_file {hp.descriptors_file}"
         return descriptor_texts(
@@ -354,7 +357,7 @@ class LaZSL(RamlicoModule):
         return self._pre
 
     def baseline_sentences(self, split: str) -> list[list[str]]:
-        """Per class of ``split``, the sentences of the baseline ``method`` (spec 10)."""
+        """Per class of ``split``, the sentences of the baseline ``method`` (docs/zero_shot.md)."""
         hp = self.hparams
         names = self.label_names[split]
         if hp.method == "clip":
@@ -422,8 +425,7 @@ class LaZSL(RamlicoModule):
             desc, mask = self.descriptor_embeddings(split)
             scores = lazsl_scores(
                 global_feat, crop_feat, desc.to(global_feat.dtype), mask, theta=hp.theta,
-                reg=hp.reg, max_iter=hp.max_iter, tol=hp.tol, class_chunk=hp.class_chunk,
-                warn=False,
+                solver=self.solver, class_chunk=hp.class_chunk, warn=False,
             )  # fmt: skip
             wanted = hp.explain_images and int(index.min()) < hp.explain_images
             inputs = self._explain_inputs(images, index) if wanted else None

@@ -1,4 +1,4 @@
-"""LICO: an image classifier trained with language-image consistency losses (spec/lico.md).
+"""LICO: an image classifier trained with language-image consistency losses (docs/lico.md).
 
 Training (one step, B images, labels y)::
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -27,11 +27,13 @@ from torch import nn
 
 from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.backbones import cifar_wrn as _cifar_wrn  # noqa: F401  (registers wrn28_*_cifar in timm)
-from ramlico.losses.lico import ManifoldMatchingLoss, ot_alignment_loss, plan_entropy
+from ramlico.losses.lico import LICO_SOLVER, ManifoldMatchingLoss, ot_alignment_loss, plan_entropy
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules.mapping import MappingMLP
 from ramlico.modules.prompt_learner import LICOPromptLearner
+from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
+from ramlico.utils.optim import accepts, check_factory
 
 __all__ = ["LICOClassifier", "LICOHParams", "LICOModule", "fixmatch_cosine_schedule"]
 
@@ -42,7 +44,7 @@ TRAIN_ONLY = "lico_train."  # state-dict prefix of the training-only modules
 
 @dataclass(frozen=True)
 class LICOHParams:
-    """LICO's options (spec/lico.md; defaults are the spec's [D] choices).
+    """LICO's options (docs/lico.md, "Algorithm notes").
 
     Attributes:
         enabled: add the MM and OT losses (False = plain CE baseline, nothing text-side built).
@@ -58,10 +60,11 @@ class LICOHParams:
         mm_text_repr: ``"variant0"`` | ``"variant_mean"`` (for ``pooled_eot``).
         mm_sign: -1 (paper) | +1 (reference code).
         tau_init, tau_param: MM temperature init and parametrisation (``"raw"`` | ``"exp"``).
-        ot_reg: Sinkhorn regulariser (0.1); ot_max_iter: iterations (100; all of them when
-            ``ot_tol`` is None); ot_tol: LICO's stop rule, the batch mean of the row potential's
-            L1 change below ``ot_tol`` (reference 1e-3; :func:`ramlico.losses.ot_alignment_loss`);
-            ot_grad: ``"envelope"`` | ``"unrolled"``.
+        solver: the OT loss's Sinkhorn settings (:class:`ramlico.ot.SolverOptions`; default
+            :data:`ramlico.losses.LICO_SOLVER`: ``reg`` 0.1, ``max_iter`` 100, ``tol`` None =
+            all iterations, LICO's stop rule when ``tol`` is set, reference 1e-3); a mapping
+            changes only the fields it names.
+        ot_grad: ``"envelope"`` | ``"unrolled"``.
         mlp_hidden, mlp_dropout: mapping MLP ``h_psi[a, d']``.
         ctx_seed: seed of the context initialisation.
     """
@@ -80,15 +83,14 @@ class LICOHParams:
     mm_sign: int = -1
     tau_init: float = math.log(1 / 0.07)
     tau_param: str = "raw"
-    ot_reg: float = 0.1
-    ot_max_iter: int = 100
-    ot_tol: float | None = None
+    solver: SolverOptions = field(default=LICO_SOLVER)
     ot_grad: str = "envelope"
     mlp_hidden: int = 512
     mlp_dropout: float = 0.5
     ctx_seed: int | None = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "solver", SolverOptions.build(self.solver, LICO_SOLVER))
         choices = {
             "mm_repr": ("pooled_eot", "maps_mapped"),
             "mm_text_repr": ("variant0", "variant_mean"),
@@ -154,7 +156,7 @@ class LICOClassifier(nn.Module):
 
         CNNs: ``maps`` = last stage output (post-activation) ``(B, C, H_f W_f)``, pooled = GAP.
         ViTs: ``maps`` = final-norm tokens (prefix included) as ``(B, D, L)`` (channels over
-        tokens, spec 3.8), pooled = timm's pre-logits (class token).
+        tokens), pooled = timm's pre-logits (class token).
         """
         feats = self.feature_tap(self.encoder.model.forward_features(images))
         pooled = self.encoder.model.forward_head(feats, pre_logits=True)
@@ -213,9 +215,12 @@ class LICOModule(RamlicoModule):
     ) -> None:
         super().__init__(ks=(1, 5))
         self.save_hyperparameters(
-            ignore=["encoder", "optimizer", "text_encoder", "scheduler"], logger=False
-        )
+            ignore=["encoder", "optimizer", "text_encoder", "scheduler", "lico"], logger=False
+        )  # built objects stay out (weights_only loading); the run config is in checkpoints
         self.hp = LICOHParams.from_any(lico)
+        check_factory("model.optimizer", optimizer, bound=("params",))
+        if scheduler is not None:
+            check_factory("model.scheduler", scheduler, bound=("optimizer",))
         if self.hp.enabled and text_encoder is None:
             raise ValueError("model.lico.enabled=true needs model.text_encoder (a CLIPBackbone)")
         self.classifier = LICOClassifier(encoder, num_classes)
@@ -321,7 +326,7 @@ class LICOModule(RamlicoModule):
         return LabelScores(scores=logits, logits=logits, heatmaps=heatmaps)
 
     def lico_losses(self, maps: Tensor, pooled: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """MM and OT losses of one batch (spec 3.5-3.6).
+        """MM and OT losses of one batch (docs/lico.md, "Manifold matching", "OT loss").
 
         Args:
             maps: ``(B, N, d')``; pooled: ``(B, N_pool)``; labels: ``(B,)`` int64.
@@ -340,9 +345,7 @@ class LICOModule(RamlicoModule):
         else:
             txt = text[0] if hp.mm_text_repr == "variant0" else F.normalize(text, dim=-1).mean(0)
             mm = parts["mm"](pooled, txt[inverse])
-        ot, plan = ot_alignment_loss(
-            maps, mapped, hp.ot_reg, hp.ot_max_iter, hp.ot_tol, grad=hp.ot_grad
-        )
+        ot, plan = ot_alignment_loss(maps, mapped, hp.solver, grad=hp.ot_grad)
         return dict(mm=mm, ot=ot, plan_entropy=plan_entropy(plan).mean())
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -370,17 +373,15 @@ class LICOModule(RamlicoModule):
         temp_ids = {id(p) for p in temperature}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in temp_ids]
         groups = [{"params": rest}]
-        if temperature:  # tau is excluded from weight decay (spec 3.5 [D])
+        if temperature:  # tau is excluded from weight decay (ramlico; the reference code decays it)
             groups.append({"params": temperature, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(params=groups)
         if self.scheduler_factory is None:
             return optimizer
-        try:
-            scheduler = self.scheduler_factory(
-                optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
-            )
-        except TypeError:
-            scheduler = self.scheduler_factory(optimizer=optimizer)
+        extra = {}
+        if accepts(self.scheduler_factory, "total_steps"):
+            extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **extra)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -19,7 +19,8 @@ and put in dataset-index order, and the fusion runs on the whole split exactly a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.methods.base import RamlicoModule
 from ramlico.metrics.functional import topk_accuracy
 from ramlico.modules import TextClassifierCache
+from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import all_gather_rows
-from ramlico.zeroshot import otfusion_predict
+from ramlico.zeroshot import OTFUSION_SOLVER, otfusion_predict
 from ramlico.zeroshot.feature_cache import FeatureCache
 from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
@@ -58,6 +60,22 @@ def weights_fingerprint(module: nn.Module) -> str:
     return f"{type(module).__name__}:{count}:{total:.6e}:{squares:.6e}"
 
 
+#: ``otfusion_predict`` keywords the module fills itself.
+_OWN_KEYWORDS = ("clip_image", "clip_text", "dino", "labels", "solver")
+
+
+def _check_fusion_options(options: Mapping[str, Any]) -> None:
+    """Name a misspelt or misplaced fusion option (e.g. the old ``eps``) before the test."""
+    params = inspect.signature(otfusion_predict).parameters
+    allowed = sorted(set(params) - set(_OWN_KEYWORDS))
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        hint = ""
+        if {"eps", "sinkhorn_iters", "sinkhorn_tol"} & set(unknown):
+            hint = " (the Sinkhorn settings are model.solver: reg, max_iter, tol, ...)"
+        raise TypeError(f"OTFusion: unknown option(s) {unknown}; allowed: {allowed}{hint}")
+
+
 class OTFusion(RamlicoModule):
     """CLIP x DINOv2 transductive zero-shot classification by optimal transport.
 
@@ -65,14 +83,17 @@ class OTFusion(RamlicoModule):
         clip: frozen :class:`CLIPBackbone`.
         dino: frozen :class:`TimmBackbone` (DINOv2 ViT); ``None`` = CLIP image features only.
         templates: prompt templates for the class texts.
+        solver: the Sinkhorn settings of the OT step (:class:`ramlico.ot.SolverOptions`,
+            ``model.solver``); default :data:`ramlico.zeroshot.OTFUSION_SOLVER` (``reg`` = eps
+            0.01, 4 iterations); a mapping changes only the fields it names.
         cache_dir: folder of the resumable feature cache; ``None`` = keep features in memory.
         cache_chunk_batches: batches per cache chunk.
         write_predictions: write ``predictions.csv`` and ``zero_shot_metrics.json``.
         dino_norm: ``"imagenet"`` re-normalises the (CLIP-normalised) input with the DINOv2
-            model's own mean/std before the DINOv2 forward (spec/otfusion.md 1.2 [D]);
+            model's own mean/std before the DINOv2 forward (docs/zero_shot.md, "OTFusion");
             ``"clip"`` feeds the same tensor as CLIP (the authors' driver, parity).
         **fusion_kwargs: keyword arguments of :func:`ramlico.zeroshot.otfusion_predict`
-            (``rounds``, ``eps``, ``text_weight``, ``class_prior``, ...).
+            (``rounds``, ``text_weight``, ``class_prior``, ``gmm_temperature``, ...).
     """
 
     eval_only = True
@@ -82,6 +103,7 @@ class OTFusion(RamlicoModule):
         clip: CLIPBackbone,
         dino: TimmBackbone | None = None,
         templates: Sequence[str] = ("a photo of a {}.",),
+        solver: SolverOptions | Mapping[str, Any] | None = None,
         cache_dir: str | None = None,
         cache_chunk_batches: int = 16,
         write_predictions: bool = True,
@@ -93,10 +115,12 @@ class OTFusion(RamlicoModule):
             raise ValueError(f"dino_norm must be 'imagenet' or 'clip', got {dino_norm!r}")
         if cache_chunk_batches < 1:
             raise ValueError(f"cache_chunk_batches must be >= 1, got {cache_chunk_batches}")
-        self.save_hyperparameters(ignore=["clip", "dino"], logger=False)
+        self.save_hyperparameters(ignore=["clip", "dino", "solver"], logger=False)
+        self.solver = SolverOptions.build(solver, OTFUSION_SOLVER)
         self.clip = clip
         self.dino = dino
         self.text = TextClassifierCache(clip, templates)
+        _check_fusion_options(fusion_kwargs)
         self.fusion_kwargs = dict(fusion_kwargs)
         if dino is None:
             self.fusion_kwargs.setdefault("sources", ("clip_image",))
@@ -229,7 +253,9 @@ class OTFusion(RamlicoModule):
         for split in [s for s in self.eval_splits if s in self._features or s in self._caches]:
             clip_all, dino_all, y, text = self._split_features(split)
             dino_in = dino_all if self.dino is not None else None
-            result = otfusion_predict(clip_all, text, dino_in, labels=y, **self.fusion_kwargs)
+            result = otfusion_predict(
+                clip_all, text, dino_in, labels=y, solver=self.solver, **self.fusion_kwargs
+            )
             values = {}
             for k in (1, 5):
                 if k <= text.shape[0]:

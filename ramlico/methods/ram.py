@@ -1,4 +1,4 @@
-"""RAM: Recover And Match, open-vocabulary multi-label recognition (spec ram.md).
+"""RAM: Recover And Match, open-vocabulary multi-label recognition (docs/ram.md).
 
 A frozen CLIP ViT runs with a trainable ladder side network (SAA + TSS, visual prompts) and deep
 label prompts in its text tower; regions are matched to labels by knowledge-constrained OT and
@@ -14,8 +14,9 @@ both the global and the plan-weighted local logits are trained with the MMC loss
     score    = (softmax_C(s_glb) + softmax_C(s_loc)) / 2                     (inference, no teacher)
 
 Trainable: TSS adapters and temperatures (AdamW), visual and text prompts (SGD), one optimiser
-factory per group, stepped as one :class:`CombinedOptimizer`; RAM's warm-up + cosine schedule is a
-``LambdaLR`` stepped once per epoch (:func:`ramlico.utils.schedule.warmup_cosine_scheduler`).
+factory per group, stepped as one :class:`CombinedOptimizer`; RAM's warm-up + cosine schedule is
+timm's ``CosineLRScheduler`` stepped once per epoch (:func:`ramlico.utils.schedule.
+warmup_cosine_scheduler`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class RAM(RamlicoModule):
 
     Args:
         backbone: frozen :class:`CLIPBackbone` (open_clip ViT; ``ViT-B-16-quickgelu`` + ``openai``).
-        saa_layers, tss_layers, visual_prompt_layers, visual_prompt_len: the ladder (ram.md 2.3).
+        saa_layers, tss_layers, visual_prompt_layers, visual_prompt_len: the ladder (docs/ram.md).
         text_prompt_layers, text_prompt_len: deep label prompts. Block choices are
             :data:`~ramlico.modules.layers.LayerSpec` values: ``"all"``, ``"last:3"`` (fit any
             depth, so one override switches the backbone) or indices (negative = from the end).

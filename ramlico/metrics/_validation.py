@@ -59,7 +59,7 @@ def _check_k(k: int, num_columns: int | None = None, what: str = "labels") -> No
     if num_columns is not None and k > num_columns:
         raise ValueError(
             f"k={k} exceeds the number of {what} C={num_columns}; use k <= {num_columns} "
-            "(metrics.md 1.2: every image predicts exactly k of them)"
+            "(docs/metrics.md: every image predicts exactly k of them)"
         )
 
 

@@ -1,4 +1,4 @@
-"""Ranking metrics as plain functions of score tensors (metrics.md sections 1-3).
+"""Ranking metrics as plain functions of score tensors (docs/metrics.md).
 
 Multi-label: micro top-k precision / recall / F1 (P@k, R@k, F1@k), [C-RAM]'s per-class CP / CR / CF1
 and the label-wise, tie-aware mAP. Single-label: top-k accuracy. Every value is returned in percent
@@ -9,7 +9,7 @@ Shapes: ``N`` images, ``C`` labels (or classes). ``scores`` is any real ``(N, C)
 probabilities, OT scores: only the order matters); ``targets`` is ``(N, C)`` with entries 1
 (positive), 0 or -1 (negative; the legacy -1 is mapped to 0).
 
-Ranking rule (metrics.md 1.2 and 3): within an image, labels are ordered by descending score and
+Ranking rule (docs/metrics.md): within an image, labels are ordered by descending score and
 ties by ascending label index, so ``top_k`` is deterministic.
 """
 
@@ -64,7 +64,7 @@ def _topk_label_counts(scores: Tensor, targets: Tensor, k: int) -> tuple[Tensor,
     """Per-label ``(tp, fp, fn)``, each ``(C,)`` int64, when every image predicts its top-k labels.
 
     Expects validated inputs (``targets`` bool). The stable descending sort keeps equal scores in
-    ascending label order, which is the tie rule of metrics.md 1.2.
+    ascending label order, which is the tie rule of docs/metrics.md.
     """
     top = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
     predicted = torch.zeros_like(targets).scatter_(1, top, True)
@@ -84,7 +84,7 @@ def _micro_precision_recall_f1(
     if bool(n_pos == 0):
         warnings.warn(
             "no positive label in the evaluated set: R@k is undefined and is returned as 0 "
-            "(metrics.md 1.3); check that the ground truth is not empty",
+            "(docs/metrics.md); check that the ground truth is not empty",
             MetricWarning,
             stacklevel=3,
         )
@@ -96,7 +96,7 @@ def _micro_precision_recall_f1(
 def topk_precision_recall_f1(
     scores: Tensor, targets: Tensor, k: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Micro ("overall") P@k, R@k and F1@k in percent (metrics.md 1.3; RAM Tables 1-2).
+    """Micro ("overall") P@k, R@k and F1@k in percent (docs/metrics.md; RAM Tables 1-2).
 
     Each image predicts exactly its k highest-scoring labels (ties: ascending label index)::
 
@@ -136,7 +136,7 @@ def topk_precision_recall_f1(
 def per_class_precision_recall_f1(
     scores: Tensor, targets: Tensor, k: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """[C-RAM]'s per-class CP, CR, CF1 at top-k, in percent (metrics.md 1.3; logged, not reported).
+    """[C-RAM]'s per-class CP, CR, CF1 at top-k, in percent (docs/metrics.md; logged, not reported).
 
     With the top-k prediction rule of :func:`topk_precision_recall_f1` and per-label counts
     ``tp_j, fp_j, fn_j``::
@@ -190,7 +190,7 @@ def _average_precision(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]
 
 
 def average_precision_per_label(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """Tie-aware average precision of every label (column), in percent (metrics.md 2).
+    """Tie-aware average precision of every label (column), in percent (docs/metrics.md, "mAP").
 
     For label j, images are ranked by ``scores[:, j]``; summing over distinct thresholds t in
     descending order::
@@ -225,7 +225,7 @@ def average_precision_per_label(scores: Tensor, targets: Tensor) -> tuple[Tensor
 
 
 def mean_average_precision(scores: Tensor, targets: Tensor, empty_label_ap: str = "zero") -> Tensor:
-    """Label-wise mAP in percent: the mean of :func:`average_precision_per_label` (metrics.md 2).
+    """Label-wise mAP in percent: the mean of :func:`average_precision_per_label` (docs/metrics.md).
 
     ``mAP = (1 / C) sum_j AP_j`` with ``AP_j = 0`` for labels without positives
     (``empty_label_ap="zero"``, as LESA, BiAM and DualCoOp); ``"skip"`` averages over the labels
@@ -270,7 +270,7 @@ def _true_label_rank(scores: Tensor, labels: Tensor) -> Tensor:
 
 
 def topk_accuracy(scores: Tensor, labels: Tensor, k: int) -> Tensor:
-    """Single-label top-k accuracy in percent (metrics.md 3)::
+    """Single-label top-k accuracy in percent (docs/metrics.md, "Top-k accuracy")::
 
         top-k = (100 / N) sum_i 1[y_i in top_k(S_i)]
 

@@ -1,4 +1,4 @@
-"""torchmetrics ``Metric`` wrappers of :mod:`ramlico.metrics.functional` (metrics.md sections 1-3).
+"""torchmetrics ``Metric`` wrappers of :mod:`ramlico.metrics.functional` (docs/metrics.md).
 
 Counting metrics (P@k, R@k, F1@k, top-k accuracy) keep summed integer states, so accumulating over
 batches and over DDP processes gives exactly the one-shot result. mAP ranks images per label and
@@ -46,7 +46,7 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
 
 
 class MultiLabelTopK(Metric):
-    """Streaming micro P@k, R@k, F1@k in percent (metrics.md 1.3).
+    """Streaming micro P@k, R@k, F1@k in percent (docs/metrics.md).
 
     States (summed over batches and processes): ``tp`` true positives, ``n_pred = N k`` predictions,
     ``n_pos`` positives; ``P@k = tp / n_pred``, ``R@k = tp / n_pos``, ``F1@k = 2PR / (P + R)``.
@@ -93,7 +93,7 @@ class MultiLabelTopK(Metric):
 
 
 class MeanAveragePrecision(Metric):
-    """Streaming label-wise, tie-aware mAP in percent (metrics.md 2).
+    """Streaming label-wise, tie-aware mAP in percent (docs/metrics.md, "mAP").
 
     Keeps every batch's scores and (boolean) targets and computes
     :func:`ramlico.metrics.functional.mean_average_precision` on their concatenation, gathered
@@ -175,7 +175,7 @@ class MultiLabelMetrics(MetricCollection):
 
 
 class TopKAccuracy(Metric):
-    """Streaming single-label top-k accuracy in percent for several k (metrics.md 3).
+    """Streaming single-label top-k accuracy in percent for several k (docs/metrics.md).
 
     States (summed): ``correct[i]`` images whose true class ranks in the top ``ks[i]`` (ties by
     ascending class index), ``total`` images.

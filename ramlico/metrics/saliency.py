@@ -1,4 +1,4 @@
-"""Insertion / Deletion AUC of saliency maps (spec/metrics.md section 4; RISE protocol).
+"""Insertion / Deletion AUC of saliency maps (RISE protocol; docs/metrics.md).
 
 For an image ``x`` (normalised, ``(C, H, W)``), a saliency map ``s`` ``(H, W)`` and the model's
 top-1 class ``c`` on ``x``, pixels are ordered by ``s`` descending (ties: ascending flat index).

@@ -1,4 +1,4 @@
-"""Deep label prompts in the frozen CLIP text tower (RAM, spec ram.md section 7).
+"""Deep label prompts in the frozen CLIP text tower (RAM; docs/ram.md, "Streams").
 
 In each prompted block ``l`` a sequence ``w`` ``(C, L, D)`` becomes ``[w_0 ; P_l ; w_1 ; ...]``:
 the ``n`` prompt vectors ``P_l`` ``(n, D)`` (shared by all labels) go right after the start

@@ -1,4 +1,4 @@
-"""Knowledge-constrained OT (KCOT): RAM's region-to-label matching (spec ram.md section 8).
+"""Knowledge-constrained OT (KCOT): RAM's region-to-label matching (docs/ram.md, "KCOT").
 
 Everything here runs without gradient. With unit region features ``z`` ``(B, N, D)`` and unit label
 features ``t`` ``(C, D)``, ``S = z t^T`` ``(B, N, C)``:

@@ -1,4 +1,4 @@
-"""RAM's ladder local adapter beside a frozen open_clip ViT (spec ram.md sections 2.4, 5, 6).
+"""RAM's ladder local adapter beside a frozen open_clip ViT (docs/ram.md, "Streams").
 
 Two streams run through the blocks of the frozen vision tower::
 

@@ -17,7 +17,7 @@ class MappingMLP(nn.Module):
 
     Dropout-then-ReLU as in the LICO reference code (equivalent to ReLU-then-dropout). In LICO,
     ``in_dim`` is the CLIP text width (512), ``hidden = 512`` and ``out_dim = d'``, the spatial
-    size of the image encoder's last feature map, read from a dummy forward pass (spec 3.1, 3.4).
+    size of the image encoder's last feature map, read from a dummy forward pass (docs/lico.md).
 
     Args:
         in_dim: input width.

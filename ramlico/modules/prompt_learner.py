@@ -1,4 +1,4 @@
-"""LICO's learnable prompts through a frozen CLIP text tower (spec/lico.md 3.2-3.3).
+"""LICO's learnable prompts through a frozen CLIP text tower (docs/lico.md, "Prompts").
 
 For class ``k`` the token sequence is ``[SOS] X_1 .. X_n <class name> . [EOT] [pad]``: the ``n``
 "X" slots are learnable context vectors, everything else is the frozen token embedding of the

@@ -1,4 +1,4 @@
-"""Self-aware attention (SAA), RAM's parameter-free regional read-out (spec ram.md section 3).
+"""Self-aware attention (SAA), RAM's parameter-free regional read-out (docs/ram.md, "Streams").
 
 SAA re-uses a frozen block's value projection and output projection and replaces the query-key
 attention by value-value attention, per head ``k`` (head width ``d``)::

@@ -1,4 +1,4 @@
-"""Text-guided spatial selection (TSS), RAM's trainable local adapter (spec ram.md section 4).
+"""Text-guided spatial selection (TSS), RAM's trainable local adapter (docs/ram.md, "Streams").
 
 Input: a block output ``x`` ``(B, 1 + N, W)`` (class token + an ``s x s`` patch grid, ``N = s*s``)
 and label features ``t`` ``(C, D)`` (un-normalised, with gradient). Hidden width = ``D``::

@@ -1,16 +1,14 @@
-"""The one batched Sinkhorn engine shared by every ramlico method (contract: spec/sinkhorn.md)."""
+"""The one batched Sinkhorn engine shared by every ramlico method (docs/sinkhorn.md)."""
 
 from ramlico.ot.costs import cosine_cost, kcot_cost, kcot_log_kernel, squared_euclidean_cost
 from ramlico.ot.distance import entropic_ot_value
 from ramlico.ot.fast import clear_fast_path_cache, fast_path_cache_info
-from ramlico.ot.layer import SinkhornOT
 from ramlico.ot.options import SolverOptions
 from ramlico.ot.result import OTResult, SinkhornWarning
 from ramlico.ot.sinkhorn import sinkhorn
 
 __all__ = [
     "OTResult",
-    "SinkhornOT",
     "SinkhornWarning",
     "SolverOptions",
     "clear_fast_path_cache",

@@ -41,7 +41,7 @@ def squared_euclidean_cost(x: Tensor, y: Tensor, normalize: bool = False) -> Ten
 
 
 def kcot_cost(cost: Tensor, teacher_plan: Tensor, reg: float, beta: float) -> tuple[Tensor, float]:
-    """KCOT as plain entropic OT: ``(C0 - beta log P, reg + beta)`` (RAM; spec sinkhorn.md 2.2).
+    """KCOT as plain entropic OT: ``(C0 - beta log P, reg + beta)`` (RAM; docs/sinkhorn.md).
 
     ``min_{T in Pi(u,v)} <T, C0> - reg H(T) + beta KL(T || P)`` equals the balanced problem with
     cost ``C0 - beta log P`` and regulariser ``reg + beta``, because on ``Pi(u, v)`` the masses of

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -229,7 +230,8 @@ class _GraphEntry:
                 fn(self.views)
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            # thread_local: other threads' CUDA calls (a DataLoader pinning memory) stay legal.
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.outputs = fn(self.views)
 
     def __call__(self, tensors: dict[str, Tensor]) -> tuple[Tensor, ...]:
@@ -254,6 +256,7 @@ class GraphCache:
         self.capture = capture
         self.entries: OrderedDict[tuple, _GraphEntry] = OrderedDict()
         self.seen: OrderedDict[tuple, None] = OrderedDict()  # keys met once, not captured yet
+        self.failed: set[tuple] = set()  # keys whose capture raised: they run eagerly
         self.hits = self.misses = self.fallbacks = 0
 
     def entry(self, key: tuple, fn: Callable, tensors: dict[str, Tensor]) -> _GraphEntry | None:
@@ -263,6 +266,8 @@ class GraphCache:
             self.hits += 1
             self.entries.move_to_end(key)
             return found
+        if key in self.failed:
+            return None
         if key not in self.seen:
             self.seen[key] = None
             while len(self.seen) > 8 * self.size:
@@ -272,13 +277,24 @@ class GraphCache:
         self.misses += 1
         while len(self.entries) >= self.size:
             self.entries.popitem(last=False)
-        made = _GraphEntry(fn, tensors, self.capture)
+        try:
+            made = _GraphEntry(fn, tensors, self.capture)
+        except RuntimeError as exc:  # e.g. an operation the CUDA driver refuses to capture
+            self.failed.add(key)
+            warnings.warn(
+                f"ramlico.ot fast path: CUDA graph capture failed ({exc}); this problem shape "
+                "runs the same fixed loop without a graph from now on (fast='off' skips it)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
         self.entries[key] = made
         return made
 
     def clear(self) -> None:
         self.entries.clear()
         self.seen.clear()
+        self.failed.clear()
         self.hits = self.misses = self.fallbacks = 0
 
 

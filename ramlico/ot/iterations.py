@@ -91,9 +91,6 @@ class LogDomain:
         m = mask.unsqueeze(-1)
         return LogState(torch.where(m, new.f, old.f), torch.where(m, new.g, old.g))
 
-    def plan(self, s: LogState) -> Tensor:
-        return torch.exp(self.p.log_kernel + s.f.unsqueeze(-1) + s.g.unsqueeze(-2))
-
 
 class ScalingDomain:
     """Stabilised scaling-domain Sinkhorn half-steps with absorption (see module docstring).
@@ -114,7 +111,7 @@ class ScalingDomain:
         self.b = problem.log_b.exp()
         n, m = problem.log_kernel.shape[-2:]
         # Mat-vecs: BLAS for large problems (measured up to 8x faster on CPU at 10,000 x 1000),
-        # multiply-and-sum for small ones (faster there). Never a TF32 matmul (spec 7.2).
+        # multiply-and-sum for small ones (faster there). Never a TF32 matmul (docs/sinkhorn.md).
         tf32 = problem.log_kernel.is_cuda and torch.backends.cuda.matmul.allow_tf32
         self.use_matmul = n * m >= _MATMUL_MIN_ENTRIES and not tf32
 
@@ -186,9 +183,6 @@ class ScalingDomain:
     def where(self, mask: Tensor, new: ScalingState, old: ScalingState) -> ScalingState:
         m = mask.unsqueeze(-1)
         return new._replace(u=torch.where(m, new.u, old.u), v=torch.where(m, new.v, old.v))
-
-    def plan(self, s: ScalingState) -> Tensor:
-        return s.kernel * s.u.unsqueeze(-1) * s.v.unsqueeze(-2)
 
     def out_of_range(self, s: ScalingState) -> Tensor:
         """``(*batch,)`` bool: a positive-mass scaling is non-finite or outside ``[1/big, big]``."""

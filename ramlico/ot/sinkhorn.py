@@ -10,7 +10,7 @@ KL-relaxed (unbalanced) problem, ``reg_m = (rho_a, rho_b)`` (POT's ``reg_type="e
 
 The solution is ``T = exp(L + f 1^T + 1 g^T)`` with log-kernel ``L = -C / reg`` and log-scalings
 ``f, g`` found by alternating row and column steps (see :mod:`ramlico.ot.iterations`). Spec:
-``spec/sinkhorn.md``; Cuturi (2013), Chizat et al. (2018), Schmitzer (2019).
+``docs/sinkhorn.md``; Cuturi (2013), Chizat et al. (2018), Schmitzer (2019).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _choice(name: str, value, allowed: tuple) -> None:
 
 
 def _initial_potentials(p: Problem, init) -> tuple[Tensor, Tensor]:
-    """``(f0, g0)`` at full size: zeros or the caller's, ``-inf`` on zero mass (spec section 5)."""
+    """``(f0, g0)``, full size: zeros or the caller's, ``-inf`` on zero mass (docs/sinkhorn.md)."""
     lk = p.log_kernel
     f0, g0 = init if init is not None else (None, None)
     full_f = (*p.batch_shape, lk.shape[-2])
@@ -325,7 +325,7 @@ def sinkhorn(
     src = cost if cost is not None else log_kernel
     device_type = src.device.type if isinstance(src, Tensor) else "cpu"
     grad_ctx = torch.enable_grad() if grad == "unrolled" else torch.no_grad()
-    # OT runs in fp32 (or fp64) whatever the caller's autocast state: see spec section 7.2.
+    # OT runs in fp32 (or fp64) whatever the caller's autocast state (docs/sinkhorn.md, "Numerics").
     with torch.autocast(device_type=device_type, enabled=False), grad_ctx:
         problem = prepare_problem(
             cost, a, b, reg, log_kernel=log_kernel, log_a=log_a, log_b=log_b,

@@ -23,7 +23,30 @@ from typing import Any
 
 import torch
 
-__all__ = ["CombinedOptimizer", "check_factory"]
+__all__ = ["CombinedOptimizer", "accepts", "check_factory"]
+
+
+def _target_and_options(factory: Any) -> tuple[Any, dict[str, Any]]:
+    if isinstance(factory, functools.partial):
+        return factory.func, dict(factory.keywords)
+    return factory, {}
+
+
+def accepts(factory: Any, keyword: str) -> bool:
+    """Whether ``factory`` can be called with ``keyword`` (and does not fix it already).
+
+    Example: LICO passes ``total_steps`` to a scheduler factory only if it takes one.
+    """
+    target, options = _target_and_options(factory)
+    if keyword in options:
+        return False
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
 
 
 def check_factory(name: str, factory: Any, bound: Sequence[str] = ()) -> None:
@@ -44,8 +67,7 @@ def check_factory(name: str, factory: Any, bound: Sequence[str] = ()) -> None:
             f"{name} must be a factory (a _target_ with _partial_: true), got "
             f"{type(factory).__name__}"
         )
-    target = factory.func if isinstance(factory, functools.partial) else factory
-    options = factory.keywords if isinstance(factory, functools.partial) else {}
+    target, options = _target_and_options(factory)
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):  # no introspectable signature (C callables): nothing to check

@@ -38,13 +38,19 @@ class Options:
         return super().__new__(cls)
 
     @classmethod
-    def build(cls: type[T], value: T | Mapping[str, Any] | None) -> T:
-        """``value`` as an instance: itself, built from a mapping, or the defaults (``None``)."""
+    def build(cls: type[T], value: T | Mapping[str, Any] | None, default: T | None = None) -> T:
+        """``value`` as an instance: itself, built from a mapping, or the defaults (``None``).
+
+        With ``default`` (a method's preset), ``None`` means ``default`` and a mapping changes
+        only the fields it names: ``build({"tol": None}, PRESET) == replace(PRESET, tol=None)``.
+        """
         if value is None:
-            return cls()
+            return cls() if default is None else default
         if isinstance(value, cls):
             return value
         if isinstance(value, Mapping):
+            if default is not None:
+                return dataclasses.replace(default, **dict(value))
             return cls(**dict(value))
         raise TypeError(
             f"expected {cls.__name__} or a mapping of its options, got {type(value).__name__}"

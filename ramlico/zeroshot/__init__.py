@@ -11,6 +11,7 @@ from ramlico.zeroshot.descriptors import (
 )
 from ramlico.zeroshot.feature_cache import FeatureCache
 from ramlico.zeroshot.lazsl import (
+    LAZSL_SOLVER,
     LaZSLExplanation,
     clip_scores,
     crop_heatmap,
@@ -22,10 +23,12 @@ from ramlico.zeroshot.lazsl import (
     sample_crops,
     vision_selection_marginal,
 )
-from ramlico.zeroshot.otfusion import OTFusionResult, otfusion_predict
+from ramlico.zeroshot.otfusion import OTFUSION_SOLVER, OTFusionResult, otfusion_predict
 from ramlico.zeroshot.panel import explanation_panel
 
 __all__ = [
+    "LAZSL_SOLVER",
+    "OTFUSION_SOLVER",
     "FeatureCache",
     "LaZSLExplanation",
     "OTFusionResult",

@@ -1,6 +1,6 @@
 """Text sides of LaZSL's baselines: WaffleCLIP random descriptors and CuPL sentence files.
 
-Both reuse the scoring functions of :mod:`ramlico.zeroshot.lazsl` (spec/lazsl.md section 10):
+Both reuse the scoring functions of :mod:`ramlico.zeroshot.lazsl` (docs/zero_shot.md, "Baselines"):
 
 * **WaffleCLIP** (Roth et al., ICCV 2023): ``count`` pairs of random descriptors shared by all
   classes, one random-word and one random-character descriptor per pair; sentences
@@ -74,7 +74,7 @@ def waffle_descriptors(
     count: int = 15,
     seed: int = 0,
 ) -> list[str]:
-    """WaffleCLIP's ``2 * count`` random descriptors, shared by all classes (spec 10.3).
+    """WaffleCLIP's ``2 * count`` random descriptors, shared by all classes.
 
     Per pair ``p = 0..count-1``, in this order:
 

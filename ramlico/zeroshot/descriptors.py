@@ -2,7 +2,7 @@
 
 The descriptor files use DCLIP's format (also CuPL's): one JSON object mapping each class name to a
 list of short phrases, e.g. ``{"tench": ["a freshwater fish", "olive green or brown in color"]}``.
-Sentences are built exactly as the LaZSL reference code does (spec/lazsl.md section 2.3)::
+Sentences are built exactly as the LaZSL reference code does (docs/zero_shot.md)::
 
     text(c, s) = prefix + c + ", " + modify(s) + suffix
 
@@ -150,7 +150,7 @@ def load_descriptors(path: str | Path) -> dict[str, list[str]]:
     """Load and validate a ``{class: [descriptor, ...]}`` JSON file (DCLIP / CuPL format).
 
     Key order is kept (it defines the class order). Empty lists become ``[""]``, as in the
-    reference (spec/lazsl.md section 2.1).
+    reference (docs/zero_shot.md, "Descriptor sentences").
 
     Args:
         path: path to the JSON file.
@@ -209,7 +209,7 @@ def descriptor_texts(
     suffix: str = "",
     source: str = "descriptor file",
 ) -> list[list[str]]:
-    """Descriptor sentences for each class, in ``class_names`` order (spec/lazsl.md section 2.3).
+    """Descriptor sentences for each class, in ``class_names`` order (docs/zero_shot.md).
 
     ``text(c, s) = prefix + key(c).replace("_", " ") + ", " + modify_descriptor(s) + suffix``
     with ``key(c)`` the class's key (:func:`match_class_keys`). The reference uses ``prefix=""``

@@ -1,6 +1,6 @@
 """LaZSL scoring on precomputed CLIP features: crops, vision selection, hybrid cost, OT scores.
 
-For every image ``b`` and class ``k`` LaZSL solves (spec/lazsl.md sections 4-7)::
+For every image ``b`` and class ``k`` LaZSL solves (docs/zero_shot.md, "LaZSL transport")::
 
     S*_{ij} = theta <p^l_i, q^k_j> + (1 - theta) <p^g, q^k_j>          hybrid similarity
     C*      = 1 - S*                                                     hybrid cost
@@ -10,7 +10,7 @@ For every image ``b`` and class ``k`` LaZSL solves (spec/lazsl.md sections 4-7):
 with ``p^g`` the global view, ``p^l_i`` the ``N`` crop embeddings, ``q^k_j`` the class's ``M_k``
 descriptor embeddings (all L2-normalised) and ``r*`` the vision-selection marginal (uniform over
 crops at least as similar to the global view as the image's mean, zero elsewhere). All ``B x K``
-problems go to one :func:`ramlico.ot.sinkhorn` call (spec/sinkhorn.md section 10, LaZSL preset).
+problems go to one :func:`ramlico.ot.sinkhorn` call (docs/sinkhorn.md, LaZSL preset).
 
 Reference: Chen, Duan, Khan, Khan, "Interpretable Zero-Shot Learning with Locally-Aligned
 Vision-Language Model", ICCV 2025, Eq. 2, 6-17; code ``shiming-chen/LaZSL`` (``OP.py``).
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from ramlico.ot import OTResult, sinkhorn
+from ramlico.ot import OTResult, SolverOptions, sinkhorn
 
 __all__ = [
+    "LAZSL_SOLVER",
     "LaZSLExplanation",
     "clip_scores",
     "crop_heatmap",
@@ -40,6 +40,12 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
+#: LaZSL's Sinkhorn settings (docs/sinkhorn.md; reference ``OP.py``): eps 0.1, rows
+#: first, at most 100 iterations, each problem stops when ``mean_i |u_new - u_old| < 1e-2``.
+LAZSL_SOLVER = SolverOptions(
+    reg=0.1, max_iter=100, tol=1e-2, order="rows_first", stop_metric="scaling_l1_mean",
+    stop_rule="per_problem",
+)  # fmt: skip
 
 
 def sample_crops(
@@ -51,7 +57,7 @@ def sample_crops(
     seed: int = 1,
     index: int = 0,
 ) -> Tensor:
-    """Seeded random square crop boxes of an image (LaZSL Eq. 2; spec/lazsl.md section 3.2).
+    """Seeded random square crop boxes of an image (LaZSL Eq. 2).
 
     Per crop: ``gamma ~ U(scale)``, side ``s = floor(gamma * min(W, H))`` on the original image,
     top-left uniform in ``{0..H-s} x {0..W-s}``. The generator is seeded from ``(seed, index)``
@@ -88,7 +94,7 @@ def sample_crops(
 def vision_selection_marginal(
     crop_feats: Tensor, global_feat: Tensor, *, offset: float = 0.0
 ) -> Tensor:
-    """Vision-selection row marginal ``r*`` (LaZSL Eq. 6-9; spec/lazsl.md section 4).
+    """Vision-selection row marginal ``r*`` (LaZSL Eq. 6-9).
 
     ``s_i = <p^l_i, p^g>``, ``delta = mean_i s_i + offset``; ``r*_i = 1/|P_pos|`` if
     ``s_i >= delta`` else 0. With ``offset=0`` at least one crop is always kept.
@@ -155,20 +161,18 @@ def _row_marginal(global_feat: Tensor, crop_feats: Tensor, vision_selection: boo
 
 
 def _solve(
-    sim: Tensor, log_a: Tensor, log_b: Tensor, reg: float, output: str, **opts: Any
+    sim: Tensor, log_a: Tensor, log_b: Tensor, solver: SolverOptions, output: str, warn: bool
 ) -> OTResult:
-    """The LaZSL engine preset (spec/sinkhorn.md section 10): one call for all problems."""
+    """All problems in one engine call, cost ``1 - S*`` as the log-kernel ``(S* - 1) / reg``."""
     return sinkhorn(
         None,
-        log_kernel=(sim - 1.0) / reg,
+        log_kernel=(sim - 1.0) / solver.reg,
         log_a=log_a,
         log_b=log_b,
-        order="rows_first",
-        stop_metric="scaling_l1_mean",
-        stop_rule="per_problem",
         output=output,
         contract_with=sim if output == "contract" else None,
-        **opts,
+        warn=warn,
+        **solver.solve_kwargs(),
     )
 
 
@@ -179,9 +183,7 @@ def lazsl_scores(
     desc_mask: Tensor,
     *,
     theta: float = 0.8,
-    reg: float = 0.1,
-    max_iter: int = 100,
-    tol: float | None = 1e-2,
+    solver: SolverOptions = LAZSL_SOLVER,
     vision_selection: bool = True,
     class_chunk: int | None = None,
     warn: bool = True,
@@ -189,10 +191,11 @@ def lazsl_scores(
     """LaZSL class scores ``psi (B, K)`` for every (image, class) pair (LaZSL Eq. 15).
 
     Problem per (b, k): ``min_T <T, 1 - S*> - reg H(T)``, ``T 1 = r*_b``, ``T^T 1 = 1/M_k`` on
-    real descriptors; score ``psi_bk = sum_ij T_ij S*_ij``. Stopping follows the reference: per
-    problem, after each (row, column) iteration, ``mean_i |u_new - u_old| < tol``, at most
-    ``max_iter`` iterations (``tol=None``: exactly ``max_iter``). Math runs in fp32 (fp64 stays
-    fp64); ``class_chunk`` changes the scores only by rounding.
+    real descriptors; score ``psi_bk = sum_ij T_ij S*_ij``. Stopping (:data:`LAZSL_SOLVER`)
+    follows the reference: per problem, after each (row, column) iteration,
+    ``mean_i |u_new - u_old| < tol``, at most ``max_iter`` iterations (``tol=None``: exactly
+    ``max_iter``). Math runs in fp32 (fp64 stays fp64); ``class_chunk`` changes the scores only
+    by rounding.
 
     Args:
         global_feat: ``(B, D)`` normalised global-view embeddings.
@@ -200,8 +203,9 @@ def lazsl_scores(
         desc_feats: ``(K, M_max, D)`` normalised descriptor embeddings (padding arbitrary).
         desc_mask: ``(K, M_max)`` bool, True on real descriptors.
         theta: hybrid weight (``1`` = no global term, the "hybrid off" ablation).
-        reg: entropic regulariser ``eps``.
-        max_iter, tol: Sinkhorn limits (reference: 100, 1e-2).
+        solver: the Sinkhorn settings (:class:`ramlico.ot.SolverOptions`): ``reg`` is the
+            entropic regulariser ``eps``; default :data:`LAZSL_SOLVER` (reference: 0.1, 100
+            iterations, tol 1e-2).
         vision_selection: ``False`` = uniform row marginal (ablation).
         class_chunk: classes per engine call. ``None`` = all ``K`` in one call; memory is about
             4 tensors of ``B*K*N*M_max`` floats, so chunk for large ``B*K`` (e.g. 128 for ImageNet
@@ -227,23 +231,14 @@ def lazsl_scores(
     for start in range(0, k, step):
         sl = slice(start, start + step)
         sim = hybrid_similarity(global_feat, crop_feats, desc_feats[sl], theta=theta)
-        res = _solve(
-            sim,
-            log_a,
-            log_b[sl].unsqueeze(0),
-            reg,
-            "contract",
-            max_iter=max_iter,
-            tol=tol,
-            warn=warn,
-        )
+        res = _solve(sim, log_a, log_b[sl].unsqueeze(0), solver, "contract", warn)
         out.append(res.contraction)
     return torch.cat(out, dim=1)
 
 
 @dataclass
 class LaZSLExplanation:
-    """Transport-weighted contributions of one (image, class) pair (spec/lazsl.md section 7).
+    """Transport-weighted contributions of one (image, class) pair (LaZSL Eq. 15-17).
 
     Attributes:
         score: scalar ``psi``.
@@ -270,9 +265,7 @@ def explain(
     class_index: int,
     *,
     theta: float = 0.8,
-    reg: float = 0.1,
-    max_iter: int = 100,
-    tol: float | None = 1e-2,
+    solver: SolverOptions = LAZSL_SOLVER,
     vision_selection: bool = True,
     warn: bool = True,
 ) -> LaZSLExplanation:
@@ -304,16 +297,7 @@ def explain(
     a = _row_marginal(g, p, vision_selection)
     log_b = q.new_full(q.shape[:2], -math.log(q.shape[1]))
     sim = hybrid_similarity(g, p, q, theta=theta)
-    res = _solve(
-        sim,
-        a.log().unsqueeze(1),
-        log_b.unsqueeze(0),
-        reg,
-        "plan",
-        max_iter=max_iter,
-        tol=tol,
-        warn=warn,
-    )
+    res = _solve(sim, a.log().unsqueeze(1), log_b.unsqueeze(0), solver, "plan", warn)
     plan, sim = res.plan[0, 0], sim[0, 0]
     weighted = plan * sim
     return LaZSLExplanation(
@@ -327,7 +311,7 @@ def explain(
 
 
 def crop_heatmap(per_crop: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
-    """Pixel heatmap of per-crop contributions (spec/lazsl.md section 7, optional output).
+    """Pixel heatmap of per-crop contributions (optional output).
 
     ``H(p) = sum_i rho_i 1[p in box_i] / max(1, #{i : p in box_i})``.
 
@@ -352,7 +336,7 @@ def crop_heatmap(per_crop: Tensor, boxes: Tensor, height: int, width: int) -> Te
 
 
 def clip_scores(global_feat: Tensor, class_feats: Tensor) -> Tensor:
-    """CLIP zero-shot scores ``<p^g, t_k>`` (spec/lazsl.md section 10.1).
+    """CLIP zero-shot scores ``<p^g, t_k>`` (the CLIP baseline).
 
     Args:
         global_feat: ``(B, D)`` normalised image embeddings.
@@ -366,7 +350,7 @@ def clip_scores(global_feat: Tensor, class_feats: Tensor) -> Tensor:
 
 
 def mean_text_classifier(text_feats: Tensor, mask: Tensor | None = None) -> Tensor:
-    """CLIP-E / CuPL classifier ``t_k = normalize(mean_j normalize(e_kj))`` (spec 10.1, 10.4).
+    """CLIP-E / CuPL classifier ``t_k = normalize(mean_j normalize(e_kj))``.
 
     Args:
         text_feats: ``(K, M, D)`` text embeddings (any norm; each is normalised first).
@@ -382,7 +366,7 @@ def mean_text_classifier(text_feats: Tensor, mask: Tensor | None = None) -> Tens
 
 
 def dclip_scores(global_feat: Tensor, desc_feats: Tensor, desc_mask: Tensor) -> Tensor:
-    """DCLIP scores: mean cosine over the class's descriptor sentences (spec/lazsl.md 10.2).
+    """DCLIP scores: mean cosine over the class's descriptor sentences.
 
     ``score_bk = (1/M_k) sum_j <p^g_b, q^k_j>`` over real descriptors (the dot product with the
     un-renormalised mean embedding). Also WaffleCLIP's score, given its random descriptors.

@@ -1,6 +1,6 @@
 """OTFusion: training-free transductive zero-shot fusion of CLIP and DINOv2 via optimal transport.
 
-Pure functions on precomputed features (contract: ``spec/otfusion.md`` section 2). The whole
+Pure functions on precomputed features (``docs/zero_shot.md``, "OTFusion"). The whole
 unlabelled test set of ``N`` images is labelled at once::
 
     Y = softmax_k(100 * Xc W^T)                                  CLIP prior          (N, K)
@@ -15,7 +15,7 @@ unlabelled test set of ``N`` images is labelled at once::
 
 Sources are ``"clip_image"`` (CLIP image embeddings) and ``"dinov2"`` (DINOv2 CLS embeddings).
 The Sinkhorn step is the shared engine :func:`ramlico.ot.sinkhorn` with the OTFusion preset
-(``spec/sinkhorn.md`` sections 2.4 and 3.4). Reference: Xu et al., "OTFusion: Bridging
+(``docs/sinkhorn.md``). Reference: Xu et al., "OTFusion: Bridging
 Vision-only and Vision-Language Models via Optimal Transport for Transductive Zero-Shot
 Learning", arXiv 2506.13723 v1 (2025).
 """
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as tf
 
-from ramlico.ot import sinkhorn
+from ramlico.ot import SolverOptions, sinkhorn
 
 __all__ = [
+    "OTFUSION_SOLVER",
     "OTFusionResult",
     "clip_prior",
     "fuse_scores",
@@ -45,7 +46,14 @@ __all__ = [
 Tensor = torch.Tensor
 SOURCES = ("clip_image", "dinov2")
 CLASS_PRIORS = ("uniform", "clip_mean", "em", "none")
-_VAR_FLOOR = 1e-8  # spec 2.7: clamp sigma_d >= 1e-8
+_VAR_FLOOR = 1e-8  # clamp sigma_d >= 1e-8
+#: OTFusion v1's Sinkhorn step (docs/sinkhorn.md): eps 0.01, exactly 4 log-domain
+#: iterations, class (column) step first. ``tol`` (the OTFusion code's later rule, e.g. 1e-5)
+#: stops early on ``plan_max_abs``; give it ``check_every=1`` to test it after every iteration.
+OTFUSION_SOLVER = SolverOptions(
+    reg=0.01, max_iter=4, tol=None, order="cols_first", stop_metric="plan_max_abs",
+    check_every=None,
+)  # fmt: skip
 
 
 @dataclass
@@ -83,7 +91,7 @@ def _check_matrix(name: str, x: Tensor, rows: int | None = None) -> None:
 
 
 def clip_prior(clip_image: Tensor, clip_text: Tensor, logit_scale: float = 100.0) -> Tensor:
-    """CLIP zero-shot posterior ``Y = softmax_k(logit_scale * Xc W^T)`` (spec 2.2).
+    """CLIP zero-shot posterior ``Y = softmax_k(logit_scale * Xc W^T)``.
 
     Args:
         clip_image: ``(N, D)`` CLIP image embeddings (L2-normalised here).
@@ -98,7 +106,7 @@ def clip_prior(clip_image: Tensor, clip_text: Tensor, logit_scale: float = 100.0
 
 
 def init_class_means(features: Tensor, prior: Tensor, top_k: int = 8) -> Tensor:
-    """Initial class means from the ``top_k`` most prior-confident samples per class (spec 2.3).
+    """Initial class means from the ``top_k`` most prior-confident samples per class.
 
     ``mu_k = normalize(sum_{i in top_k(Y[:, k])} Y_ik x_i)``, vectorised: top-k over the sample
     axis gives ``(top_k, K)`` indices; features are gathered to ``(top_k, K, d)``.
@@ -121,7 +129,7 @@ def init_class_means(features: Tensor, prior: Tensor, top_k: int = 8) -> Tensor:
 def gaussian_log_likelihood(
     features: Tensor, means: Tensor, var: Tensor, chunk_size: int = 8192
 ) -> Tensor:
-    """Shared-diagonal Gaussian log-likelihood without ``(N, K, d)`` tensors (spec 2.4, 2.7).
+    """Shared-diagonal Gaussian log-likelihood without ``(N, K, d)`` tensors.
 
     ``l_ik = -1/2 sum_d (x_id - mu_kd)^2 / var_d``
     ``     = -1/2 [ (x_i^2) . a - 2 x_i . (mu_k * a) + (mu_k^2) . a ]``,  ``a = 1 / var``.
@@ -151,7 +159,7 @@ def gaussian_log_likelihood(
 def gmm_posterior(
     features: Tensor, means: Tensor, var: Tensor, temperature: float = 50.0
 ) -> Tensor:
-    """Class posterior ``P = softmax_k(l / T_g)`` of the shared-variance Gaussian model (spec 2.4).
+    """Class posterior ``P = softmax_k(l / T_g)`` of the shared-variance Gaussian model.
 
     Returns:
         ``(N, K)``, rows sum to 1.
@@ -161,7 +169,7 @@ def gmm_posterior(
 
 
 def m_step(features: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
-    """Weighted maximum-likelihood update of one source's Gaussian model (spec 2.4, 2.7).
+    """Weighted maximum-likelihood update of one source's Gaussian model.
 
     ``mu_k = normalize(sum_i Q_ik x_i / sum_i Q_ik)`` and, with the new ``mu``,
     ``var_d = [sum_i q_i x_id^2 - 2 sum_k mu_kd (Q^T X)_kd + sum_k n_k mu_kd^2] / sum Q``
@@ -185,7 +193,7 @@ def m_step(features: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
 def fuse_scores(
     prior: Tensor, posteriors: Sequence[Tensor], weights: Tensor, text_weight: float
 ) -> Tensor:
-    """Fused score ("negative cost") ``F = sum_s w_s P_s + lambda Y`` (spec 2.4).
+    """Fused score ("negative cost") ``F = sum_s w_s P_s + lambda Y``.
 
     Args:
         prior: ``(N, K)`` CLIP posterior ``Y``.
@@ -203,55 +211,47 @@ def fuse_scores(
 
 
 def ot_assignment(
-    scores: Tensor, class_prior: Tensor | None, eps: float = 0.01, sinkhorn_iters: int = 4,
-    sinkhorn_tol: float | None = None,
-) -> Tensor:  # fmt: skip
-    """Entropic-OT label assignment ``Q = N T*`` (spec 2.4; sinkhorn.md 2.4, 3.4).
+    scores: Tensor, class_prior: Tensor | None, solver: SolverOptions = OTFUSION_SOLVER
+) -> Tensor:
+    """Entropic-OT label assignment ``Q = N T*`` (docs/sinkhorn.md).
 
-    ``T* = argmin_{T 1 = 1/N, T^T 1 = pi} <T, -F> - eps H(T)``, solved by the shared engine in the
-    log domain, class (column) step first, sample (row) step last so every row of ``Q`` sums to 1
-    exactly, starting from the row potentials ``-max_k F_ik / eps`` (SwAV's row-max shift, which
-    changes the result at a finite iteration count). With ``class_prior=None`` the class
-    constraint is skipped: ``Q = softmax_k(F / eps)`` (the "no OT" ablation).
+    ``T* = argmin_{T 1 = 1/N, T^T 1 = pi} <T, -F> - eps H(T)``, solved by the shared engine with
+    ``solver`` (:data:`OTFUSION_SOLVER`: log domain, class (column) step first, sample (row) step
+    last so every row of ``Q`` sums to 1 exactly), starting from the row potentials
+    ``-max_k F_ik / eps`` (SwAV's row-max shift, which changes the result at a finite iteration
+    count). With ``class_prior=None`` the class constraint is skipped: ``Q = softmax_k(F / eps)``
+    (the "no OT" ablation).
 
     Args:
         scores: ``(N, K)`` fused scores ``F`` (not modified).
         class_prior: ``(K,)`` class marginal ``pi`` summing to 1, or ``None``.
-        eps: entropic regulariser, ``> 0``.
-        sinkhorn_iters: Sinkhorn iterations (OTFusion v1: 4).
-        sinkhorn_tol: ``None`` = exactly ``sinkhorn_iters``; else stop early when the mass-1
-            plan moves by less than this (``plan_max_abs``, the [E2] rule); reaching
-            ``sinkhorn_iters`` first is the intended cap there, so no warning is raised.
+        solver: the Sinkhorn settings: ``reg`` is ``eps``, ``max_iter`` the iterations
+            (OTFusion v1: 4); ``tol=None`` runs exactly ``max_iter``, else it stops early when
+            the mass-1 plan moves by less than ``tol`` (``plan_max_abs``, the code's later rule);
+            reaching ``max_iter`` first is the intended cap there, so no warning is raised.
 
     Returns:
         ``(N, K)`` soft assignment, rows sum to 1, class totals ``~ N pi``.
     """
-    log_kernel = scores / eps
+    log_kernel = scores / solver.reg
     if class_prior is None:
         return torch.softmax(log_kernel, dim=1)
     row_init = -log_kernel.amax(1)
     res = sinkhorn(
-        None, None, class_prior.to(scores.dtype), log_kernel=log_kernel, order="cols_first",
-        init=(row_init, None), max_iter=sinkhorn_iters, tol=sinkhorn_tol,
-        stop_metric="plan_max_abs", check_every=None if sinkhorn_tol is None else 1,
-        output_scale="row_stochastic", warn=False,
+        None, None, class_prior.to(scores.dtype), log_kernel=log_kernel,
+        init=(row_init, None), output_scale="row_stochastic", warn=False,
+        **solver.solve_kwargs(),
     )  # fmt: skip
     return res.plan
 
 
-def _check_options(
-    rounds: int, eps: float, text_weight: float, temperature: float, iters: int
-) -> None:
+def _check_options(rounds: int, text_weight: float, temperature: float) -> None:
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1, got {rounds!r} (OTFusion v1 uses 9)")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}; use eps ~ 0.01 (log-domain solver)")
     if not text_weight >= 0:
         raise ValueError(f"text_weight must be >= 0, got {text_weight!r} (default 0.85)")
     if not temperature > 0:
         raise ValueError(f"gmm_temperature must be > 0, got {temperature!r} (default 50)")
-    if not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"sinkhorn_iters must be an int >= 1, got {iters!r} (default 4)")
 
 
 def _check_inputs(clip_image: Tensor, clip_text: Tensor, labels: Tensor | None) -> int:
@@ -315,7 +315,7 @@ def _adaptive_weights(posteriors: Sequence[Tensor], pred: Tensor, like: Tensor) 
 
 
 def _class_marginal(class_prior, prior: Tensor) -> tuple[Tensor | None, str]:
-    """``(pi (K,) or None, mode)`` from the ``class_prior`` option (spec section 3)."""
+    """``(pi (K,) or None, mode)`` from the ``class_prior`` option."""
     k = prior.shape[1]
     if isinstance(class_prior, Tensor):
         pi = class_prior.to(prior)
@@ -335,7 +335,7 @@ def _class_marginal(class_prior, prior: Tensor) -> tuple[Tensor | None, str]:
 
 
 def _initial_var(features: Tensor) -> Tensor:
-    """``var = 1/d`` in every dimension (spec 2.3)."""
+    """``var = 1/d`` in every dimension."""
     return features.new_full((features.shape[1],), 1.0 / features.shape[1])
 
 
@@ -345,25 +345,24 @@ def otfusion_predict(
     dino: Tensor | None,
     *,
     rounds: int = 9,
-    eps: float = 0.01,
+    solver: SolverOptions = OTFUSION_SOLVER,
     text_weight: float = 0.85,
     fusion_weights: Sequence[float] | str | None = None,
     sources: Sequence[str] = SOURCES,
     class_prior: str | Tensor = "uniform",
     gmm_temperature: float = 50.0,
     init_top_k: int = 8,
-    sinkhorn_iters: int = 4,
-    sinkhorn_tol: float | None = None,
     logit_scale: float = 100.0,
     labels: Tensor | None = None,
 ) -> OTFusionResult:
-    """Label a whole test set with OTFusion (spec ``otfusion.md`` section 2; defaults = v1 [E1]).
+    """Label a whole test set with OTFusion (docs/zero_shot.md, "OTFusion"; defaults = the paper's).
 
     Per round ``t = 1..rounds``: Gaussian posteriors ``P_s = softmax(l_s / T_g)`` for each visual
     source; fused score ``F = sum_s w_s P_s + lambda Y``; OT assignment
-    ``Q = N argmin_{T in Pi(1/N, pi)} <T, -F> - eps H(T)`` (``sinkhorn_iters`` log-domain
-    iterations, class step first); M-step of every source's means and shared diagonal variance
-    from ``Q``. The prediction is ``argmax_k Q`` of the last round. Deterministic, no autograd.
+    ``Q = N argmin_{T in Pi(1/N, pi)} <T, -F> - eps H(T)`` (:func:`ot_assignment` with
+    ``solver``: 4 log-domain iterations, class step first); M-step of every source's means and
+    shared diagonal variance from ``Q``. The prediction is ``argmax_k Q`` of the last round.
+    Deterministic, no autograd.
     Memory: a handful of ``N x K`` buffers (``Y``, ``F``, one ``P_s`` at a time, the engine's
     log-kernel and plan); nothing of size ``N x d x K``.
 
@@ -373,7 +372,8 @@ def otfusion_predict(
         dino: ``(N, E)`` DINOv2 embeddings (L2-normalised here); may be ``None`` when
             ``"dinov2"`` is not in ``sources``.
         rounds: outer rounds ``R`` (9).
-        eps: entropic regulariser (0.01).
+        solver: the OT step's Sinkhorn settings (:data:`OTFUSION_SOLVER`: ``reg`` = ``eps``
+            0.01, ``max_iter`` 4, ``tol`` None; [E2]: ``tol=1e-5, check_every=1``).
         text_weight: ``lambda``, weight of the CLIP prior in ``F`` (0.85).
         fusion_weights: ``None`` = uniform ``1/|S|``; ``|S|`` floats; or ``"adaptive"`` ([E2]:
             after each OT step ``w_s`` is proportional to the agreement of ``argmax P_s`` with
@@ -385,8 +385,6 @@ def otfusion_predict(
             ``"none"`` (no class constraint: ``Q = softmax(F / eps)``) or a ``(K,)`` tensor.
         gmm_temperature: ``T_g`` (50).
         init_top_k: samples per class for the initial means (8).
-        sinkhorn_iters: Sinkhorn iterations per round (4).
-        sinkhorn_tol: optional early stop of the Sinkhorn step (``plan_max_abs``; [E2]: 1e-5).
         logit_scale: CLIP logit scale (100).
         labels: optional ``(N,)`` int labels, only for ``round_accuracy``.
 
@@ -397,7 +395,9 @@ def otfusion_predict(
         ValueError: bad shapes, non-finite features, unknown or out-of-range options.
     """
     n = _check_inputs(clip_image, clip_text, labels)
-    _check_options(rounds, eps, text_weight, gmm_temperature, sinkhorn_iters)
+    _check_options(rounds, text_weight, gmm_temperature)
+    if not isinstance(solver, SolverOptions):
+        raise TypeError(f"solver must be a ramlico.ot.SolverOptions, got {type(solver).__name__}")
     with torch.no_grad():
         clip_image = tf.normalize(clip_image, dim=-1)
         feats = _source_features(sources, clip_image, dino, n)
@@ -412,7 +412,7 @@ def otfusion_predict(
                 for x, model in zip(feats, models, strict=True)
             ]
             fused = fuse_scores(prior, posteriors, weights, text_weight)
-            q = ot_assignment(fused, pi, eps, sinkhorn_iters, sinkhorn_tol)
+            q = ot_assignment(fused, pi, solver)
             del fused
             pred, mass = q.argmax(1), q.sum(0)
             history["pred"].append(pred)

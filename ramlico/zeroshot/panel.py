@@ -2,7 +2,7 @@
 
 Left: the image with the boxes of the crops that carried the most transport-weighted similarity
 (``rho_i``), numbered by rank. Right: the top descriptors of the predicted class as horizontal
-bars of their contribution ``w_j = sum_i T_ij S*_ij`` with the value printed (spec/lazsl.md 7).
+bars of their contribution ``w_j = sum_i T_ij S*_ij`` with the value printed (docs/zero_shot.md).
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 Issue #4 (RAM): deterministic mode, tiny CLIP on generated data. Run A trains EPOCHS epochs; run B
 is the same run with a mid-epoch last.ckpt every SAVE_EVERY steps and a crash (an exception, not
-``should_stop``) in the last epoch; B is resumed from its last.ckpt. The resumed run must train
-exactly the batches A trained after that step (same images, same augmentations) and end with the
-same weights and test metrics. Gradient noise from the global generator stands in for model-side
-randomness (dropout), whose state the checkpoint carries. Parametrised by experiment name.
+``should_stop``) in the first epoch; B is resumed from its last.ckpt, so the resumed run steps the
+learning-rate schedule itself (RAM: timm's scheduler, restored from the checkpoint). The resumed
+run must train exactly the batches A trained after that step (same images, same augmentations)
+and end with the same weights and test metrics. Gradient noise from the global generator stands
+in for model-side randomness (dropout), whose state the checkpoint carries. Parametrised by
+experiment name.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ EMA_OVERRIDES = {"decay": 0.5, "reset_each_epoch": True}
 EPOCHS = 2
 BATCH_SIZE = 8  # 40 generated training images (shrink) -> 5 batches per epoch
 SAVE_EVERY = 2  # mid-epoch last.ckpt every 2 optimizer steps (one per batch)
-CRASH_AT = (EPOCHS - 1, 3)  # (epoch, batch_idx) of the crash; last.ckpt then holds batch 2
+CRASH_AT = (0, 3)  # (epoch, batch_idx) of the crash; last.ckpt then holds batches 0 and 1
 
 
 class Crash(RuntimeError):
@@ -115,7 +117,8 @@ def test_mid_epoch_resume_equals_uninterrupted_run(tmp_path, experiment):
     last = tmp_path / "b" / "out" / "checkpoints" / "last.ckpt"
     loops = torch.load(last, map_location="cpu", weights_only=True)["loops"]["fit_loop"]
     done = loops["epoch_loop.batch_progress"]["total"]["ready"]  # batches (not optimizer steps)
-    assert done == CRASH_AT[0] * per_epoch + CRASH_AT[1]  # the mid-epoch save before the crash
+    crash_step = CRASH_AT[0] * per_epoch + CRASH_AT[1]  # steps finished before the crash
+    assert done == crash_step // SAVE_EVERY * SAVE_EVERY  # the mid-epoch save before it
     assert done % per_epoch != 0
 
     with warnings.catch_warnings(record=True) as caught:

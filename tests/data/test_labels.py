@@ -30,7 +30,7 @@ def test_coco_split_sizes_and_disjointness():
 def test_nus_unseen_concepts():
     assert len(NUS_UNSEEN) == 81 == len(set(NUS_UNSEEN))
     assert list(NUS_UNSEEN) == sorted(NUS_UNSEEN)
-    # the 6 concepts that are not among the 1000 tags (ram.md 11.3)
+    # the 6 concepts that are not among the 1000 tags
     assert {"computer", "fire", "map", "swimmers", "tattoo", "whales"} <= set(NUS_UNSEEN)
 
 

@@ -50,7 +50,7 @@ def test_bundled_imagenet_facts():
         idx = imagenet_subset_indices(subset)
         assert len(idx) == 200 and idx == sorted(idx)
         assert [wnids[i] for i in idx] == imagenet_subset_wnids(subset)
-    # The two lists share 86 classes (spec/lazsl.md section 11: the reference's -R/-A mix-up).
+    # The two lists share 86 classes (the reference code mixes them up for -R).
     both = set(imagenet_subset_indices("imagenet_r")) & set(imagenet_subset_indices("imagenet_a"))
     assert len(both) == 86
     assert imagenet_subset_indices("imagenet_a")[:3] == [6, 11, 13]  # tiger shark, goldfinch, junco

@@ -1,4 +1,4 @@
-"""ramlico.data.transforms: eval / train pipelines (ram.md 10.2) and their building blocks."""
+"""ramlico.data.transforms: eval / train pipelines  and their building blocks."""
 
 from __future__ import annotations
 

@@ -91,6 +91,27 @@ def test_evaluate_with_saliency_never_builds_the_text_side(runs):
     assert [p.name for p in pngs] == ["0000.png", "0001.png"]
 
 
+def test_a_checkpoint_on_other_classes_is_an_error_naming_both(runs, tmp_path):
+    from PIL import Image
+
+    from ramlico.cli.checkpoint import CheckpointMismatch
+
+    tmp, _, _ = runs["base"]
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / split / cls / "a.png")
+    ckpt = tmp / "out" / "checkpoints" / "last.ckpt"
+    overrides = [f"ckpt_path={ckpt}", "data=imagefolder_train", f"data.root={tmp_path}"]
+    ecfg = demo_cfg("eval", tmp / "other", overrides)
+    with pytest.raises(
+        CheckpointMismatch,
+        match=r"was trained on 20 classes, this evaluation has "
+        r"2 \(only in the checkpoint: .*only in this evaluation: \['cat', 'dog'\]",
+    ):
+        evaluate(ecfg, overrides=overrides)
+
+
 @pytest.mark.parametrize(
     "name", ["lico_demo", "lico_cifar100_wrn", "lico_imagenet_r50", "lico_cub_r50_fewshot"]
 )

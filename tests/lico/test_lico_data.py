@@ -77,3 +77,46 @@ def test_missing_torchvision_data_explains_the_fix(tmp_path):
     dm = SupervisedClassificationDataModule(source="cifar10", root=str(tmp_path))
     with pytest.raises(RuntimeError, match="download=true"):
         dm.setup("fit")
+
+
+def test_val_fraction_holds_out_training_images_with_the_eval_transform(root):
+    from ramlico.cli.train import select_metric
+
+    dm = make(root, val_fraction=0.25, val_seed=3, train_preset="basic")
+    assert dm.val_splits == ["val"] and select_metric(None, dm) == "val/val/top1"
+    assert len(dm.train_set) == 45 and len(dm.val_set) == 15  # 60 training images in all
+    held = {dm.val_set.dataset.samples[i][0] for i in dm.val_set.indices}
+    kept = {dm.train_set.dataset.samples[i][0] for i in dm.train_set.indices}
+    assert not held & kept and len(held | kept) == 60
+    # the held-out images are read with the evaluation transform (no random flip)
+    first = [dm.val_set[0][0] for _ in range(3)]
+    assert all(torch.equal(first[0], x) for x in first)
+    (loader,) = dm.val_dataloader()
+    assert len(loader.dataset) == 15
+    again = make(root, val_fraction=0.25, val_seed=3)
+    assert list(again.val_set.indices) == list(dm.val_set.indices)  # seeded
+    assert make(root).val_dataloader() == [] and make(root).val_splits == []
+
+
+def test_a_corrupt_folder_image_fails_before_training(tmp_path):
+    from PIL import Image
+
+    from ramlico.data.check import DataCheckError
+
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / split / cls / "a.png")
+    (tmp_path / "train" / "dog" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    dm = SupervisedClassificationDataModule(source="folder", root=str(tmp_path), image_size=8)
+    with pytest.raises(
+        DataCheckError,
+        match=r"train: 1 of 3 images are missing or unreadable: "
+        r".*dog/b.png \(unreadable",
+    ):
+        dm.setup("fit")
+    dm = SupervisedClassificationDataModule(
+        source="folder", root=str(tmp_path), image_size=8, skip_bad_images=True
+    )
+    dm.setup("fit")
+    assert len(dm.train_set) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import ot
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from ramlico.losses.lico import (
+    LICO_SOLVER,
     ManifoldMatchingLoss,
     clamped_euclidean_distance,
     manifold_matching_loss,
@@ -95,7 +97,7 @@ def test_ot_loss_equals_pots_entropic_transport_cost():
     gen = torch.Generator().manual_seed(3)
     feats = torch.randn(3, 6, 5, generator=gen, dtype=torch.float64)  # B=3, N=6, d'=5
     prompts = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)  # M=4
-    loss, plan = ot_alignment_loss(feats, prompts, reg=0.1, max_iter=2000, tol=1e-10)
+    loss, plan = ot_alignment_loss(feats, prompts, replace(LICO_SOLVER, max_iter=2000, tol=1e-10))
     expected = []
     for i in range(3):
         fh = torch.nn.functional.normalize(feats[i], dim=-1)
@@ -114,7 +116,7 @@ def test_ot_gradient_is_the_detached_plan_and_reaches_both_sides():
     gen = torch.Generator().manual_seed(4)
     feats = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     prompts = torch.randn(2, 4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    loss, plan = ot_alignment_loss(feats, prompts, reg=0.1)
+    loss, plan = ot_alignment_loss(feats, prompts)
     loss.backward()
     assert plan.requires_grad is False
     assert feats.grad.abs().sum() > 0 and prompts.grad.abs().sum() > 0  # reference bug: zero
@@ -145,7 +147,7 @@ def test_ot_all_zero_channel_costs_one_to_every_prompt():
     # so the plan is b (1/M each) and the loss is exactly 1.
     feats = torch.zeros(1, 1, 4)
     prompts = torch.randn(1, 3, 4, generator=torch.Generator().manual_seed(5))
-    loss, plan = ot_alignment_loss(feats, prompts, reg=0.1)
+    loss, plan = ot_alignment_loss(feats, prompts)
     torch.testing.assert_close(plan[0, 0], torch.full((3,), 1 / 3))
     assert loss.item() == pytest.approx(1.0, abs=1e-6)
 
@@ -158,7 +160,7 @@ def test_ot_loss_rejects_mismatched_map_sizes():
 
 
 def _lico_reference_plan(cost: torch.Tensor, reg: float, max_iter: int, tol: float):
-    """LICO's solver written from spec 3.6: log-domain, rows first, batch-mean L1 stop on f."""
+    """LICO's solver from its definition: log-domain, rows first, batch-mean L1 stop on f."""
     b, n, m = cost.shape
     log_u, log_v = math.log(1 / n), math.log(1 / m)
     f, g = torch.zeros(b, n, dtype=cost.dtype), torch.zeros(b, m, dtype=cost.dtype)
@@ -182,10 +184,10 @@ def test_ot_tol_uses_licos_batch_mean_potential_stop_rule():
     cost = torch.cdist(torch.nn.functional.normalize(feats, dim=-1),
                        torch.nn.functional.normalize(prompts, dim=-1)) ** 2  # fmt: skip
     for tol in (1e-1, 1e-2, 1e-3):
-        _, plan = ot_alignment_loss(feats, prompts, reg=0.1, max_iter=100, tol=tol)
+        _, plan = ot_alignment_loss(feats, prompts, replace(LICO_SOLVER, tol=tol))
         ref, iters = _lico_reference_plan(cost, 0.1, 100, tol)
         assert 1 < iters < 100  # the rule, not max_iter, stopped it
-        # the loss solves in fp32 (spec: OT in fp32): agreement to fp32 rounding of the plan
+        # the loss solves in fp32 (OT in fp32): agreement to fp32 rounding of the plan
         torch.testing.assert_close(plan.double(), ref, rtol=0, atol=1e-6)
     # The engine's default rule (per-problem mean change of e^f) stops elsewhere: another plan.
     from ramlico.ot import sinkhorn
@@ -194,4 +196,4 @@ def test_ot_tol_uses_licos_batch_mean_potential_stop_rule():
     ref, _ = _lico_reference_plan(cost, 0.1, 100, 1e-1)
     assert (other - ref).abs().max() > 1e-4
     # A tolerance missed within max_iter is not a warning per step (SinkhornWarning is an error).
-    ot_alignment_loss(feats, prompts, reg=0.1, max_iter=2, tol=1e-12)
+    ot_alignment_loss(feats, prompts, replace(LICO_SOLVER, max_iter=2, tol=1e-12))

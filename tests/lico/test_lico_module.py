@@ -167,6 +167,39 @@ def test_bad_options_name_the_key():
         clf.set_num_classes(4)
 
 
+def test_solver_is_one_solver_options_over_licos_preset():
+    from ramlico.losses import LICO_SOLVER
+    from ramlico.ot import SolverOptions
+
+    assert LICOHParams().solver == LICO_SOLVER
+    assert LICO_SOLVER.stop_metric == "potential_l1_sum" and LICO_SOLVER.stop_rule == "batch_mean"
+    # a mapping (a config block without _target_) changes only the fields it names
+    hp = LICOHParams.from_any({"solver": {"tol": 1e-3}})
+    assert hp.solver == SolverOptions(**{**vars(LICO_SOLVER), "tol": 1e-3})
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['eps'\]; allowed"):
+        LICOHParams.from_any({"solver": {"eps": 0.1}})
+    with pytest.raises(ValueError, match="unknown model.lico keys \\['ot_reg'\\]"):
+        LICOHParams.from_any({"ot_reg": 0.1})  # the old spelling is named
+
+
+def test_misspelt_optimiser_or_scheduler_options_fail_when_built():
+    encoder = TimmBackbone("test_resnet")
+    with pytest.raises(TypeError, match=r"model.optimizer: SGD has no option\(s\) \['lrr'\]"):
+        LICOModule(encoder, functools.partial(torch.optim.SGD, lrr=0.1), lico={"enabled": False})
+    bad = functools.partial(fixmatch_cosine_schedule, cycle=0.4)
+    with pytest.raises(TypeError, match=r"model.scheduler: fixmatch_cosine_schedule has no"):
+        LICOModule(encoder, torch.optim.SGD, scheduler=bad, lico={"enabled": False})
+
+
+def test_scheduler_gets_total_steps_only_if_it_takes_them():
+    from ramlico.utils.optim import accepts
+
+    assert accepts(functools.partial(fixmatch_cosine_schedule, cycles=0.4), "total_steps")
+    assert not accepts(functools.partial(fixmatch_cosine_schedule, total_steps=5), "total_steps")
+    assert not accepts(functools.partial(torch.optim.lr_scheduler.StepLR, step_size=2),
+                       "total_steps")  # fmt: skip
+
+
 def test_vit_maps_are_channels_over_all_tokens_and_gradcam_uses_the_patch_grid(tiny_clip):
     from ramlico.explain import SaliencyExplainer
 
@@ -180,6 +213,6 @@ def test_vit_maps_are_channels_over_all_tokens_and_gradcam_uses_the_patch_grid(t
     maps, pooled = module.classifier.features(x)
     dim = module.classifier.encoder.num_features
     assert maps.shape == (2, dim, 1 + 4) and pooled.shape == (2, dim)  # cls + 2 x 2 patches
-    assert module.lico_train["mapping"].out_dim == 5  # d' = number of tokens (spec 3.8)
+    assert module.lico_train["mapping"].out_dim == 5  # d' = number of tokens (ViT)
     cams = SaliencyExplainer(module.export().eval(), "gradcam")(x)
     assert cams.shape == (2, 32, 32) and 0.0 <= cams.min() and cams.max() <= 1.0

@@ -1,4 +1,4 @@
-"""Insertion/Deletion AUC (metrics.md section 4) and Grad-CAM through pytorch-grad-cam."""
+"""Insertion/Deletion AUC (docs/metrics.md) and Grad-CAM through pytorch-grad-cam."""
 
 from __future__ import annotations
 

@@ -74,3 +74,22 @@ def test_adapter_with_alpha_zero_is_scaled_zero_shot(tiny_clip, images):
 def test_bad_templates_are_refused(tiny_clip):
     with pytest.raises(ValueError, match="needs one '\\{\\}'"):
         CLIPZeroShot(tiny_clip, templates=("a photo",))
+
+
+def test_clip_adapter_names_a_misspelt_optimiser_or_scheduler_option(tiny_clip):
+    with pytest.raises(TypeError, match=r"model.optimizer: AdamW has no option\(s\) \['lrr'\]"):
+        CLIPAdapter(tiny_clip, optimizer=functools.partial(torch.optim.AdamW, lrr=1e-3))
+    sched = functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, Tmax=3)
+    with pytest.raises(TypeError, match=r"model.scheduler: CosineAnnealingLR has no option"):
+        CLIPAdapter(tiny_clip, optimizer=torch.optim.AdamW, scheduler=sched)
+
+
+def test_otfusion_solver_settings_live_in_model_solver(tiny_clip):
+    from ramlico.methods import OTFusion
+    from ramlico.zeroshot import OTFUSION_SOLVER
+
+    model = OTFusion(tiny_clip, solver={"reg": 0.05}, rounds=2)
+    assert model.solver.reg == 0.05 and model.solver.max_iter == OTFUSION_SOLVER.max_iter
+    assert model.solver.order == "cols_first"  # the rest of the preset is kept
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['eps'\].*model.solver"):
+        OTFusion(tiny_clip, eps=0.01)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ramlico.methods import LaZSL
 from ramlico.methods.lazsl import resolve_descriptors_file
-from ramlico.zeroshot import lazsl_scores, sample_crops
+from ramlico.zeroshot import LAZSL_SOLVER, lazsl_scores, sample_crops
 
 
 @pytest.fixture
 def module(tiny_clip):
-    model = LaZSL(tiny_clip, "generated_shapes", num_crops=6, tol=None, max_iter=20)
+    # a mapping changes only the fields it names: the LaZSL preset with 20 fixed iterations
+    model = LaZSL(tiny_clip, "generated_shapes", num_crops=6, solver={"tol": None, "max_iter": 20})
     model.label_names = {"test": ["red circle", "blue star", "green cross"]}
     model.eval_splits = ["test"]
     return model
@@ -28,7 +30,9 @@ def test_scores_are_the_engine_scores_of_its_crops_and_descriptors(module, image
     desc, mask = module.descriptor_embeddings("test")
     assert desc.shape == (3, 5, 32) and mask.all()  # 5 bundled descriptors per class
     glob = torch.nn.functional.normalize(module.backbone.embed_image(images), dim=-1)
-    ref = lazsl_scores(glob, crops, desc, mask, tol=None, max_iter=20, warn=False)
+    solver = replace(LAZSL_SOLVER, tol=None, max_iter=20)
+    assert module.solver == solver
+    ref = lazsl_scores(glob, crops, desc, mask, solver=solver, warn=False)
     torch.testing.assert_close(scores, ref, rtol=0, atol=1e-6)
 
 

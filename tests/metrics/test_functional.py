@@ -53,7 +53,7 @@ def random_multilabel(seed, n=60, c=7, decimals=None, p=0.3):
     return scores, (torch.rand(n, c, generator=g) < p).long()
 
 
-# ---- worked examples (metrics.md 1.4-1.7, 2, 3) ----------------------------------------------
+# ---- worked examples (docs/metrics.md) ----------------------------------------------
 # (k, P, R, F1, CP, CR, CF1); e.g. A, k=3: TP=4, P=4/9, R=4/5, CP=mean[.5,.5,0,1,1/3]=0.466667
 EXAMPLE_A = [
     (1, 0.666667, 0.4, 0.5, 0.4, 0.4, 0.4),

@@ -2,7 +2,7 @@
 
 Random problems are drawn with hypothesis (shapes, ``reg``, seed) and filled from a seeded NumPy
 generator, so every example is reproducible. The oracles are POT 0.9.7 solvers called once per
-problem (spec/sinkhorn.md section 11 gives the correspondence of names, orders and inits).
+problem (docs/sinkhorn.md gives the correspondence of names, orders and inits).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Tests of ``ramlico.ot.costs``: cosine and squared-Euclidean costs against hand computations, and
-RAM's KCOT transform (spec/sinkhorn.md section 2.2) against POT and its defining objective."""
+RAM's KCOT transform (docs/sinkhorn.md) against POT and its defining objective."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def test_kcot_plan_is_invariant_to_teacher_scale(case, beta, log_kappa, n_iter, 
 
 
 def test_kcot_equals_pot_on_the_transformed_cost():
-    """RAM: ot.sinkhorn(u_b, v_b, C0_b - beta log P_b, eps + beta) per image (spec 11.2)."""
+    """RAM: ot.sinkhorn(u_b, v_b, C0_b - beta log P_b, eps + beta) per image."""
     rng = np.random.default_rng(32)
     B, N, C, eps, beta = 3, 12, 5, 0.1, 0.05
     c0 = rng.uniform(0, 1, (B, N, C))
@@ -163,7 +163,7 @@ def test_kcot_equals_pot_on_the_transformed_cost():
 
 def test_kcot_plan_minimises_the_kcot_objective():
     """Moving mass along any 2x2 cycle (staying in Pi(u, v)) increases
-    <T, C0> + eps sum T log T + beta KL(T || P) (spec section 12)."""
+    <T, C0> + eps sum T log T + beta KL(T || P)."""
     rng = np.random.default_rng(33)
     N, C, eps, beta = 4, 3, 0.1, 0.05
     c0 = torch.tensor(rng.uniform(0, 1, (N, C)))

@@ -1,5 +1,5 @@
 """Tests of ``ramlico.ot.entropic_ot_value``: the value of entropic OT and its envelope gradient
-(dW/dC = T*, dW/dreg = -H(T*); spec/sinkhorn.md section 9), checked by finite differences."""
+(dW/dC = T*, dW/dreg = -H(T*); docs/sinkhorn.md, "Gradients"), checked by finite differences."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_batched_value_equals_dual_value_and_marginals_get_no_gradient():
     torch.testing.assert_close(value.detach(), dual, rtol=0, atol=1e-12)
     value.sum().backward()
     torch.testing.assert_close(cost.grad, res.plan, rtol=0, atol=1e-15)
-    assert a.grad is None  # marginals are data, never differentiated (spec 9)
+    assert a.grad is None  # marginals are data, never differentiated
 
 
 def test_value_rejects_solver_modes_it_overrides():

@@ -9,6 +9,7 @@ equals the default driver bit for bit; the mode resolution and its errors.
 from __future__ import annotations
 
 import importlib
+import shutil
 
 import numpy as np
 import pytest
@@ -22,6 +23,11 @@ from ramlico.ot.problem import prepare_problem
 engine = importlib.import_module("ramlico.ot.sinkhorn")
 F64 = torch.float64
 FIELDS = ("plan", "f", "g", "n_iter", "converged", "err", "value")
+# torch.compile on CPU builds C++ (inductor); without a compiler those tests cannot run.
+needs_cxx = pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+    reason="torch.compile on CPU needs a C++ compiler (g++/clang++); none on PATH",
+)
 
 
 def _problem(dtype=F64, batch=(3,), n=9, m=5, seed=0):
@@ -63,6 +69,7 @@ COMPILED_CASES = {
 }
 
 
+@needs_cxx
 @pytest.mark.parametrize("name", sorted(COMPILED_CASES))
 def test_compiled_path_equals_default_path_fp64(name):
     kw = dict(COMPILED_CASES[name])
@@ -78,6 +85,7 @@ def test_compiled_path_equals_default_path_fp64(name):
     assert torch.equal(res.plan == 0, ref.plan == 0)  # zero-mass rows exactly zero in both
 
 
+@needs_cxx
 def test_compiled_path_equals_default_path_fp32_ram_shape():
     # RAM's problem at a reduced batch: 4 images x 196 regions x 17 labels, reg 0.1, 100 iters.
     gen = torch.Generator().manual_seed(1)
@@ -102,6 +110,7 @@ def test_compiled_path_keeps_blas_mat_vecs_eager():
     _assert_results_equal(res, sinkhorn(cost, a, b, 0.05, max_iter=20, fast="off"), atol=0)
 
 
+@needs_cxx
 def test_compiled_path_falls_back_to_the_default_driver_bitwise():
     cost = torch.stack([torch.rand(6, 5, dtype=F64, generator=torch.Generator().manual_seed(2)),
                         _hard_cost()])  # fmt: skip
@@ -182,6 +191,24 @@ def test_out_of_range_returns_none_then_skips_the_fast_path():
     for left in range(SKIP_AFTER_FALLBACK - 1, SKIP_AFTER_FALLBACK - 4, -1):
         assert _solve_static(cache, cost, None, None, 1e-3) is None
         assert entry.skip == left
+
+
+def test_a_failed_capture_warns_once_and_the_shape_runs_eagerly(monkeypatch):
+    fast = importlib.import_module("ramlico.ot.fast")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(fast, "_GraphEntry", refuse)
+    cache = GraphCache(capture=False)
+    cost, a, b = _problem()
+    ref = sinkhorn(cost, a, b, 0.1, max_iter=30, fast="off")
+    _solve_static(cache, cost, a, b, 0.1)  # first sighting: eager, no capture tried
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed .*not permitted"):
+        f, g = _solve_static(cache, cost, a, b, 0.1)
+    assert torch.equal(f, ref.f) and torch.equal(g, ref.g)  # the eager loop's answer
+    f, g = _solve_static(cache, cost, a, b, 0.1)  # no second attempt, no second warning
+    assert torch.equal(f, ref.f) and len(cache.failed) == 1 and not cache.entries
 
 
 # ------------------------------------------------------------------------------- mode choice

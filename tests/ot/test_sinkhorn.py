@@ -1,7 +1,7 @@
 """Tests of ``ramlico.ot.sinkhorn``: POT agreement, marginals, zero mass and padding, batching,
 precision and autocast, invariances, the scaling-domain fallback, gradient modes, validation.
 
-Oracles: POT 0.9.7 (spec/sinkhorn.md section 11). Every tolerance is justified where it is used.
+Oracles: POT 0.9.7 (docs/sinkhorn.md, "POT"). Every tolerance is justified where it is used.
 """
 
 from __future__ import annotations
@@ -819,7 +819,7 @@ def test_forbidden_pairs_and_unreachable_rows():
 @pytest.mark.parametrize("order", ORDERS)
 def test_zero_mass_lines_of_forbidden_pairs_stay_finite(method, order):
     """Padding whose log-kernel line is all -inf (nothing reachable) must not produce NaN:
-    log a - LSE = -inf - (-inf) is guarded (spec section 5)."""
+    log a - LSE = -inf - (-inf) is guarded."""
     rng = np.random.default_rng(15)
     lk = torch.tensor(rng.uniform(-1, 0, (4, 5)))
     lk[3, :] = float("-inf")  # padded row

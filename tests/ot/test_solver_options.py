@@ -50,3 +50,14 @@ def test_unknown_options_list_the_allowed_ones_and_yaml_lists_become_tuples():
     assert SolverOptions.build(None) == SolverOptions()
     with pytest.raises(TypeError, match="expected SolverOptions or a mapping"):
         SolverOptions.build(0.1)
+
+
+def test_build_over_a_preset_changes_only_the_named_fields():
+    preset = SolverOptions(reg=0.01, max_iter=4, order="cols_first", check_every=None)
+    assert SolverOptions.build(None, preset) is preset
+    got = SolverOptions.build({"tol": 1e-5, "check_every": 1}, preset)
+    assert got == SolverOptions(reg=0.01, max_iter=4, order="cols_first", tol=1e-5, check_every=1)
+    built = SolverOptions(reg=0.2)
+    assert SolverOptions.build(built, preset) is built  # a built object is used as it is
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['iters'\]"):
+        SolverOptions.build({"iters": 3}, preset)

@@ -1,7 +1,7 @@
 """Tests of the stopping logic (``ramlico.ot.stopping`` and the driver in ``ramlico.ot.sinkhorn``).
 
 Each reference method's loop is ported literally to float64 torch below (RAM, LaZSL, LICO,
-OTFusion; spec/sinkhorn.md section 3) and the engine's parity settings must reproduce it: the same
+OTFusion; docs/sinkhorn.md) and the engine's parity settings must reproduce it: the same
 iteration count and the same plan. A generic literal loop covers every metric x rule x order.
 """
 
@@ -306,7 +306,7 @@ def test_otfusion_parity(method):
     assert res.plan.shape == (1, N, K) and int(res.n_iter) == 4
     torch.testing.assert_close(res.plan[0], ref, rtol=0, atol=PARITY_ATOL)
     torch.testing.assert_close(res.plan.sum(-1), torch.ones(1, N, dtype=F64), rtol=0, atol=1e-13)
-    # Without the shifted init the 4-iteration answer is different (spec 3.4): the init matters.
+    # Without the shifted init the 4-iteration answer is different : the init matters.
     plain = sinkhorn(None, None, None, log_kernel=(F / eps)[None], **kw)
     assert (plain.plan[0] - ref).abs().max() > 1e-3
 
@@ -405,7 +405,7 @@ def test_check_every_does_not_change_the_result(case, metric, rule, order, tol):
 
 @pytest.mark.parametrize("method", ["auto", "log"])
 def test_first_iteration_error_conventions(method):
-    """The error after iteration 1 (spec 8.1, 5): scaling_l1_mean compares with a previous scaling
+    """The error after iteration 1 : scaling_l1_mean compares with a previous scaling
     of 1 on every real row whatever the init (zero-mass rows add 1 / N_real each, padding adds
     nothing); the other metrics compare with the initial potentials."""
     rng = np.random.default_rng(27)

@@ -1,4 +1,4 @@
-"""MMC loss: the spec's worked example, zero positives, the closed-form gradient."""
+"""MMC loss: the worked example, zero positives, the closed-form gradient."""
 
 from __future__ import annotations
 

@@ -1,13 +1,17 @@
-"""Tests of ramlico.zeroshot.otfusion (spec otfusion.md section 10) on a generated problem."""
+"""Tests of ramlico.zeroshot.otfusion  on a generated problem."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as tf
 
 from ramlico.metrics.functional import topk_accuracy
+from ramlico.ot import SolverOptions
 from ramlico.zeroshot.otfusion import (
+    OTFUSION_SOLVER,
     fuse_scores,
     gaussian_log_likelihood,
     init_class_means,
@@ -63,7 +67,7 @@ def test_last_plan_marginals():
     assert torch.allclose(res.probs.sum(1), torch.ones(n, dtype=F64), atol=1e-12)
     assert torch.equal(res.round_class_mass[-1], res.probs.sum(0))
     # Classes: after only 4 iterations the class step is undone partly by the final row step, so
-    # the masses are only near N pi = 60 (spec 2.4: partial balancing). On this balanced,
+    # the masses are only near N pi = 60 (partial balancing). On this balanced,
     # well-separated problem the assignment is near-hard and correct, so masses are within 5%.
     assert torch.allclose(res.probs.sum(0), torch.full((K,), n / K, dtype=F64), rtol=0.05)
 
@@ -72,7 +76,7 @@ def test_ot_assignment_converges_to_class_prior():
     g = torch.Generator().manual_seed(1)
     scores = torch.rand(40, 4, generator=g, dtype=F64)
     pi = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64)
-    q = ot_assignment(scores, pi, eps=0.1, sinkhorn_iters=2000)
+    q = ot_assignment(scores, pi, replace(OTFUSION_SOLVER, reg=0.1, max_iter=2000))
     # Converged: rows exact (last step), class masses N pi to the float64 iteration tolerance.
     assert torch.allclose(q.sum(1), torch.ones(40, dtype=F64), atol=1e-12)
     assert torch.allclose(q.sum(0), 40 * pi, atol=1e-6)
@@ -89,7 +93,7 @@ def test_ot_assignment_matches_swav_reference():
     for _ in range(4):
         ref = ref / ref.sum(0, keepdim=True) * pi
         ref = ref / ref.sum(1, keepdim=True) / n
-    got = ot_assignment(scores, pi, eps=eps, sinkhorn_iters=4)
+    got = ot_assignment(scores, pi, replace(OTFUSION_SOLVER, reg=eps, max_iter=4))
     assert torch.allclose(got, n * ref, atol=1e-12)
 
 
@@ -135,8 +139,6 @@ def test_deterministic_and_sample_permutation_equivariant():
     "kwargs, match",
     [
         (dict(rounds=0), "rounds"),
-        (dict(eps=0.0), "eps"),
-        (dict(sinkhorn_iters=0), "sinkhorn_iters"),
         (dict(gmm_temperature=-1.0), "gmm_temperature"),
         (dict(class_prior="balanced"), "class_prior"),
         (dict(class_prior=torch.ones(3, dtype=F64)), "class_prior"),
@@ -150,6 +152,30 @@ def test_bad_options_raise(kwargs, match):
     image, text, dino, _ = _problem()
     with pytest.raises(ValueError, match=match):
         otfusion_predict(image, text, dino, **kwargs)
+
+
+def test_solver_settings_are_one_solver_options():
+    image, text, dino, _ = _problem()
+    with pytest.raises(TypeError, match="solver must be a ramlico.ot.SolverOptions"):
+        otfusion_predict(image, text, dino, solver={"reg": 0.01})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'eps'"):
+        otfusion_predict(image, text, dino, eps=0.01)
+    # The preset is v1's step: eps 0.01, 4 iterations, class step first, pure log domain.
+    assert OTFUSION_SOLVER == SolverOptions(
+        reg=0.01, max_iter=4, tol=None, order="cols_first", stop_metric="plan_max_abs",
+        check_every=None,
+    )  # fmt: skip
+
+
+def test_solver_tol_stops_the_assignment_early_at_the_same_fixed_point():
+    """[E2]: tol on plan_max_abs, checked every iteration, stops long before max_iter with the
+    plan of the converged problem (to the tolerance)."""
+    g = torch.Generator().manual_seed(4)
+    scores = torch.rand(40, 4, generator=g, dtype=F64)
+    pi = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=F64)
+    converged = ot_assignment(scores, pi, replace(OTFUSION_SOLVER, reg=0.1, max_iter=2000))
+    early = replace(OTFUSION_SOLVER, reg=0.1, max_iter=2000, tol=1e-9, check_every=1)
+    torch.testing.assert_close(ot_assignment(scores, pi, early), converged, rtol=0, atol=1e-6)
 
 
 def test_bad_shapes_raise():
@@ -170,7 +196,7 @@ def test_bad_shapes_raise():
 
 def test_unconstrained_assignment_is_row_softmax():
     scores = torch.rand(12, 3, generator=torch.Generator().manual_seed(5), dtype=F64)
-    q = ot_assignment(scores, None, eps=0.05)
+    q = ot_assignment(scores, None, replace(OTFUSION_SOLVER, reg=0.05))
     assert torch.allclose(q, torch.softmax(scores / 0.05, dim=1), atol=1e-15)
 
 

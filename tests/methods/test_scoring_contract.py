@@ -77,8 +77,8 @@ def test_clip_adapter_scores_any_label_list_without_evidence(tiny_clip, images):
 
 
 def test_split_keyed_methods_are_scored_through_a_registered_label_list(tiny_clip, images):
-    model = LaZSL(tiny_clip, "generated_shapes", num_crops=4, tol=None, max_iter=10,
-                  explain_images=0)  # fmt: skip
+    model = LaZSL(tiny_clip, "generated_shapes", num_crops=4, explain_images=0,
+                  solver={"tol": None, "max_iter": 10})  # fmt: skip
     names = ["red circle", "blue star", "green cross"]
     model.label_names = {"test": names}
     ref = model.predict_scores(images, "test")

@@ -308,7 +308,7 @@ class LICOModule(RamlicoModule):
         """Logits and, with ``evidence``, one Grad-CAM map per label ``(B, C, H, W)`` in [0, 1].
 
         Grad-CAM targets each requested class in turn (one backward pass per label) at the
-        classifier's ``feature_tap`` (spec/lico.md section 6); maps are at the input resolution.
+        classifier's ``feature_tap`` (the tap of docs/lico.md); maps are at the input resolution.
         """
         with torch.no_grad():
             logits = self.scores(images, label_names)

@@ -255,10 +255,10 @@ class RAM(RamlicoModule):
 
         ``kcot`` replaces the KCOT settings (the ONNX export uses a fixed iteration count).
 
-        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (ram.md section 9);
+        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (docs/ram.md, "Scores and loss");
         * ``logits`` = ``(s_glb + (C / C_train) s_loc) / 2``: the mean of the global logit and
           the local logit brought to the training label count ``C_train`` (the plan's columns
-          carry ``1/C``, so ``s_loc`` scales with ``1/C``; ram.md section 9). MMC trains these
+          carry ``1/C``, so ``s_loc`` scales with ``1/C``, docs/ram.md). MMC trains these
           logits with one softmax over every image-label pair of a batch, so they rank pairs
           across images, which the per-image softmax of ``scores`` cannot; calibration maps
           them to probabilities;

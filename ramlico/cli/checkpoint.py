@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ramlico.data.base import RamlicoDataModule
 from ramlico.utils import get_logger
 
 __all__ = [
@@ -269,7 +270,8 @@ def _restored_data(
     saved_data = copy.deepcopy(saved.get("data") or {})
     if "data" in groups or not saved_data:
         data = _plain(cfg.data)
-        kept = {k: saved_data[k] for k in PREPROCESSING_KEYS if k in saved_data}
+        # only keys the other data module has (a zero-shot module may take its backbone's)
+        kept = {k: saved_data[k] for k in PREPROCESSING_KEYS if k in saved_data and k in data}
         changed = {k: (data.get(k), v) for k, v in kept.items() if data.get(k) != v}
         data.update(kept)
         if changed:
@@ -376,7 +378,9 @@ def _differences(a: Sequence[str], b: Sequence[str]) -> str:
     return "; ".join(parts) or "same labels, other order"
 
 
-def check_label_space(restored: RestoredRun, datamodule: Any, open_vocabulary: bool) -> None:
+def check_label_space(
+    restored: RestoredRun, datamodule: RamlicoDataModule, open_vocabulary: bool
+) -> None:
     """Compare the checkpoint's label names with the datamodule's.
 
     * A closed head (``open_vocabulary=False``, e.g. LICO's linear classifier) needs exactly the
@@ -398,7 +402,7 @@ def check_label_space(restored: RestoredRun, datamodule: Any, open_vocabulary: b
                 "overrides)"
             )
         return
-    space = getattr(datamodule, "label_space", None)
+    space = datamodule.label_space
     unseen = list(space.unseen) if space is not None else []
     leaked = sorted(set(unseen) & set(trained))
     if leaked:

@@ -36,7 +36,7 @@ def _saliency(cfg: DictConfig, model: Any, datamodule: Any) -> dict[str, float]:
         )
     ev = cfg.eval
     datamodule.setup("test")
-    dataset = datamodule.test_dataloader().dataset
+    dataset = datamodule.test_dataloader().dataset  # (image, label, dataset index) items
     return evaluate_saliency(
         model.export(), dataset, methods=list(ev.methods), num_images=ev.num_images,
         seed=ev.seed, step=ev.step, substrate=ev.deletion_substrate,
@@ -78,7 +78,7 @@ def _evaluate(
         cfg, ckpt = restored.cfg, restored.ckpt
         log.info(
             "restored from %s: %s on %s data%s", restored.path, cfg.model._target_,
-            cfg.data.get("dataset") or cfg.data.get("source"),
+            cfg.data.get("source"),
             f" (experiment {restored.experiment})" if restored.experiment else "",
         )  # fmt: skip
         for note in restored.notes:
@@ -117,8 +117,7 @@ def _evaluate(
         method = getattr(getattr(model, "hparams", None), "method", None)
         if isinstance(method, str) and method.lower() != name.lower():
             name += f" - {method}"  # e.g. a LaZSL baseline: "LaZSL - cupl"
-        dataset = cfg.data.get("dataset") or cfg.data.get("source")
-        where = f" on {dataset}" if dataset else ""
+        where = f" on {datamodule.dataset_name}"
         Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))
         path = write_metrics(
             Path(cfg.paths.output_dir) / "metrics.json", metrics,

@@ -71,7 +71,7 @@ def predict(cfg: DictConfig, objects: dict[str, Any]) -> tuple[list[dict[str, An
              type(built.model).__name__)  # fmt: skip
     datamodule = ImagePredictionData(
         files, labels, built.transform, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-        evidence=bool(cfg.heatmaps),
+        evidence=bool(cfg.heatmaps), normalization=built.normalization,
     )  # fmt: skip
     model = built.model
     model.calibration = built.calibration.to_dict() if built.calibration.fitted else None

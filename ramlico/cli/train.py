@@ -21,6 +21,7 @@ from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, 
 from ramlico.cli.report import results_table
 from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.cli.wrapper import task_wrapper
+from ramlico.data.base import RamlicoDataModule
 from ramlico.utils import get_logger
 from ramlico.utils.logging import stdlib_logger
 
@@ -39,7 +40,7 @@ def _refuse_eval_only(cfg: DictConfig) -> None:
         )
 
 
-def select_metric(requested: str | None, datamodule: Any) -> str | None:
+def select_metric(requested: str | None, datamodule: RamlicoDataModule) -> str | None:
     """The validation metric that picks the best checkpoint (``optimized_metric``).
 
     ``None`` (the default) means ``val/<first validation split>/mAP`` for multi-label data and
@@ -49,7 +50,7 @@ def select_metric(requested: str | None, datamodule: Any) -> str | None:
     Raises:
         ValueError: ``requested`` names a split the datamodule does not validate on.
     """
-    splits = list(getattr(datamodule, "val_splits", []) or [])
+    splits = list(datamodule.val_splits)
     if not splits:
         if requested:
             log.warning(
@@ -58,7 +59,7 @@ def select_metric(requested: str | None, datamodule: Any) -> str | None:
             )  # fmt: skip
         return None
     if requested is None:
-        task = getattr(datamodule, "task", "multilabel")
+        task = datamodule.task
         return f"val/{splits[0]}/{'mAP' if task == 'multilabel' else 'top1'}"
     parts = requested.split("/")
     if len(parts) != 3 or parts[0] != "val" or parts[1] not in splits:

@@ -1,233 +1,124 @@
-"""Single-label classification data for zero-shot evaluation (LaZSL, OTFusion, CLIP).
+"""Single-label classification data, for every method: LICO trains on it, the zero-shot methods
+(LaZSL, OTFusion, CLIP) evaluate on it. One DataModule, any source (:mod:`ramlico.data.sources`):
 
-Sources:
+* ``generated``: the 20 coloured-shape classes, written once under ``root`` (demo, tests);
+* ``folder``: an ImageFolder tree (``root``, or ``root/<train_dir>`` and ``root/<test_dir>``);
+* ``cifar10`` / ``cifar100`` / ``svhn``: torchvision archives under ``root``;
+* ``imagenet`` (and ``imagenet_v2`` / ``_sketch`` / ``_r`` / ``_a``), ``cub``, ``pets``,
+  ``food101``, ``places365``: standard sets in their distributed layout, with their own class
+  names (ImageNet's bundled with ramlico).
 
-* ``folder``: an ImageFolder tree ``root/<class folder>/<image>``; class folders sorted. Readable
-  class names come from ``class_names_file`` when given: either one name per line in folder order,
-  or ``<folder> <name words...>`` lines (ImageNet's ``n01440764 tench``); otherwise the folder
-  name with ``_`` replaced by spaces. This covers ImageNet val (after the usual valprep into
-  class folders), CUB-200, Oxford Pets, Food-101, Places365, ImageNet-V2/-R/-Sketch/-A.
-* ``generated``: one coloured shape per image, class = ``"<colour> <shape>"`` (20 classes),
-  written once as an ImageFolder tree under ``root`` and reused (no download).
-* ``dataset=<name>`` (overrides ``source``): a standard test set in its distributed layout under
-  ``root`` (``imagenet``, ``imagenet_v2``, ``imagenet_sketch``, ``imagenet_r``, ``imagenet_a``,
-  ``cub``, ``pets``, ``food101``, ``places365``; :mod:`ramlico.data.named_sets`), with class
-  names from the dataset's own files or ramlico's bundled ImageNet list.
+Class names come from the source in label order; ``class_names_file`` replaces them (one per line
+in label order, or ``<folder / WNID> <name>`` lines, :func:`ramlico.data.image_folder.
+read_class_names_file`).
 
-Samples are ``(image, class index, dataset index)``. The image is decoded as stored (no mode
-conversion) and handed to the transform, which owns every pixel operation. The zero-shot methods
-supply their backbone's own transform (:meth:`ClassificationDataModule.set_transform`, called by
-``RamlicoModule.setup``); ``image_size``/``mean``/``std`` are the fallback for other models. A
-transform with ``uses_index = True`` is called ``transform(image, index)`` (LaZSL seeds each
-image's crops from its dataset index). Under DDP the test loader gives every image to exactly one
-rank (:func:`ramlico.utils.distributed.eval_sampler`).
+Splits: ``train`` (fit only; sources without one are evaluation sets), an optional validation part
+held out of it (``val_fraction``, seeded by ``val_seed``), and ``test``. Test and validation items
+are ``(image, class index, dataset index)``; training items ``(image, class index)``.
+
+Preprocessing: the train preset (:func:`ramlico.data.classification_transforms.
+build_classification_transform`) with the source's normalisation (``mean``/``std`` override it;
+ImageNet's by default). The zero-shot methods replace the evaluation transform by their
+backbone's own (:meth:`ClassificationDataModule.set_transform`, called by
+``RamlicoModule.setup``); a transform with ``uses_index = True`` is called ``transform(image,
+index)`` (LaZSL seeds each image's crops from its dataset index). Under DDP the evaluation
+loaders give every image to exactly one rank (:func:`ramlico.utils.distributed.eval_sampler`).
+
+Limited labels: ``num_labels`` (total, spread evenly over the classes, as LICO's "CIFAR-10 40
+labels" = 4 per class) or ``shots`` (k per class) selects a balanced, seeded subset of the
+training split; its images get additive Gaussian noise ``N(0, limited_label_noise_std^2)``
+after normalisation (LICO reference code).
 """
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from lightning import LightningDataModule
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import Compose
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from ramlico.data.generated import GENERATED_SEEN, GENERATED_UNSEEN, draw_scene
-from ramlico.data.named_sets import list_named_datasets, read_named_dataset
-from ramlico.data.preprocess import ConvertRGB
-from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform
+from ramlico.data.base import RamlicoDataModule
+from ramlico.data.check import check_records, raise_or_warn
+from ramlico.data.classification_transforms import (
+    CLASSIFICATION_PRESETS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_classification_transform,
+)
+from ramlico.data.image_folder import read_class_names_file
+from ramlico.data.labelled_images import (
+    ClassificationDataset,
+    ImageFiles,
+    LabelledImages,
+    collate_samples,
+)
+from ramlico.data.records import Record
+from ramlico.data.sampling import ResumableTrainData, sample_seed
+from ramlico.data.sources import SingleLabelSource, build_source
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import eval_sampler
 
-__all__ = [
-    "ClassificationDataModule",
-    "ClassificationDataset",
-    "collate_samples",
-    "make_generated_classification",
-    "read_image_folder",
-]
+__all__ = ["ClassificationDataModule", "balanced_subset"]
 
 log = get_logger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG"}
-GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
 
 
-def _class_names(folders: Sequence[str], names_file: Path | None) -> list[str]:
-    if names_file is None:
-        return [f.replace("_", " ") for f in folders]
-    if not names_file.is_file():
-        raise FileNotFoundError(f"class_names_file not found: {names_file}")
-    lines = [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
-    first = {ln.split(maxsplit=1)[0]: ln for ln in lines}
-    if all(f in first for f in folders) and all(" " in first[f] for f in folders):
-        return [first[f].split(maxsplit=1)[1] for f in folders]
-    if len(lines) != len(folders):
-        raise ValueError(
-            f"{names_file}: {len(lines)} names for {len(folders)} class folders; give one name "
-            "per line in sorted folder order, or '<folder> <name>' lines"
-        )
-    return lines
-
-
-def _replacement_names(names_file: Path, count: int) -> list[str]:
-    if not names_file.is_file():
-        raise FileNotFoundError(f"class_names_file not found: {names_file}")
-    lines = [ln.strip() for ln in names_file.read_text().splitlines() if ln.strip()]
-    if len(lines) != count:
-        raise ValueError(
-            f"{names_file}: {len(lines)} names for a dataset of {count} classes; give one name "
-            "per line in the dataset's label order"
-        )
-    return lines
-
-
-def read_image_folder(
-    root: Path, class_names_file: Path | None = None
-) -> tuple[list[tuple[Path, int]], list[str]]:
-    """``(samples, class_names)`` of an ImageFolder tree; ``samples[i] = (path, class index)``.
+def balanced_subset(
+    labels: Sequence[int], per_class: int, num_classes: int, seed: int
+) -> list[int]:
+    """Indices of ``per_class`` examples of every class, drawn without replacement (seeded).
 
     Raises:
-        FileNotFoundError: ``root`` missing or without class folders.
-        ValueError: a class folder without images, or a names file that does not fit.
+        ValueError: a class has fewer than ``per_class`` examples.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder root not found: {root}")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not folders:
-        raise FileNotFoundError(f"{root} has no class folders (expected root/<class>/<image>)")
-    samples: list[tuple[Path, int]] = []
-    for idx, folder in enumerate(folders):
-        files = sorted(p for p in (root / folder).iterdir() if p.suffix in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(
-                f"class folder {root / folder} has no images ({sorted(IMAGE_SUFFIXES)})"
-            )
-        samples.extend((p, idx) for p in files)
-    return samples, _class_names(folders, class_names_file)
-
-
-def decode_image(path: str | Path) -> Image.Image:
-    """The image file decoded as stored (its own mode); unreadable files raise with the path."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img
-    except (OSError, ValueError) as exc:
-        raise OSError(f"cannot read image {path}: {exc}") from exc
-
-
-class ClassificationDataset(Dataset[tuple[Any, ...]]):
-    """``(transform(image), class index)`` or, with ``with_index``, ``(..., dataset index)``.
-
-    Unreadable images raise with their path.
-
-    Args:
-        samples: ``(path, class index)`` pairs.
-        transform: PIL image -> model input; called ``transform(image, index)`` when it has
-            ``uses_index = True``.
-        with_index: also return the dataset index (zero-shot evaluation).
-        convert_rgb: convert to RGB on load; ``False`` hands the image over as stored (its own
-            mode) and leaves the conversion to the transform (the backbones' transforms convert
-            after resizing and cropping, as the reference pipelines do).
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[tuple[Path, int]],
-        transform: Callable[..., Any],
-        with_index: bool = False,
-        convert_rgb: bool = True,
-    ) -> None:
-        self.samples = list(samples)
-        self.transform = transform
-        self.with_index = with_index
-        self.convert_rgb = convert_rgb
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, idx: int) -> tuple[Any, ...]:
-        path, label = self.samples[idx]
-        image = decode_image(path)
-        if self.convert_rgb:
-            image = image.convert("RGB")
-        if getattr(self.transform, "uses_index", False):
-            x = self.transform(image, idx)
-        else:
-            x = self.transform(image)
-        return (x, label, idx) if self.with_index else (x, label)
-
-
-def _collate(values: list[Any]) -> Any:
-    first = values[0]
-    if isinstance(first, tuple) and hasattr(first, "_fields"):  # NamedTuple: field by field
-        return type(first)(*(_collate(list(v)) for v in zip(*values, strict=True)))
-    if isinstance(first, torch.Tensor):
-        if all(v.shape == first.shape for v in values):
-            return torch.stack(values)
-        return list(values)  # e.g. full-resolution originals of different sizes
-    return torch.as_tensor(values)
-
-
-def collate_samples(batch: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Batch ``(x, label, index)`` samples: tensors are stacked when their shapes agree and kept
-    as a list otherwise; NamedTuples of tensors are collated field by field."""
-    xs, labels, index = zip(*batch, strict=True)
-    return _collate(list(xs)), torch.as_tensor(labels), torch.as_tensor(index)
-
-
-def make_generated_classification(
-    root: Path, n_per_class: int = 8, image_size: int = 64, seed: int = 0
-) -> Path:
-    """Write (once) an ImageFolder tree of single shapes, one folder per generated class.
-
-    Returns ``root``. The cache is reused when ``root/manifest.json`` holds the same parameters.
-    """
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
-    root = Path(root)
-    manifest = {"n_per_class": n_per_class, "image_size": image_size, "seed": seed, "version": 1}
-    mpath = root / "manifest.json"
-    if mpath.is_file() and json.loads(mpath.read_text()) == manifest:
-        return root
+    labels_np = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    for name in GENERATED_CLASSES:
-        folder = root / name.replace(" ", "_")
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            image, _ = draw_scene([name], image_size, rng)
-            image.save(folder / f"{i:04d}.png")
-    mpath.write_text(json.dumps(manifest))
-    log.info("wrote generated classification set (%d classes) to %s", len(GENERATED_CLASSES), root)
-    return root
+    chosen: list[int] = []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels_np == c)
+        if len(idx) < per_class:
+            raise ValueError(
+                f"class {c} has {len(idx)} training images, fewer than {per_class} per class; "
+                "lower num_labels/shots"
+            )
+        chosen.extend(sorted(rng.choice(idx, size=per_class, replace=False).tolist()))
+    return chosen
 
 
-class ClassificationDataModule(LightningDataModule):
-    """One test split of single-label images for zero-shot evaluation.
+class ClassificationDataModule(ResumableTrainData, RamlicoDataModule):
+    """Train / validation / test splits of a single-label source (task ``multiclass``).
 
     Args:
-        source: ``"folder"`` or ``"generated"``.
-        root: the ImageFolder root (or the cache folder of the generated set).
-        class_names_file: optional readable class names (see module docstring).
-        image_size, mean, std: fallback preprocessing (squash-resize, normalise) for models
-            without their own; zero-shot methods replace it with their backbone's transform.
-        batch_size, num_workers: loader settings.
-        generated: ``make_generated_classification`` keyword arguments.
-        dataset: a standard set read from its distributed layout under ``root``
-            (:func:`ramlico.data.named_sets.list_named_datasets`); ``None`` = use ``source``.
-            ``class_names_file`` then replaces the set's names (one per line, label order).
-        split: the named set's split (``cub``: test/train/all, ``pets``: test/trainval,
-            ``food101``: test/train); ``None`` = the evaluated one.
+        source: a single-label source name (:func:`ramlico.data.sources.list_sources`) or the
+            import path of a source class.
+        root: the data set folder (for ``generated`` the cache folder).
+        class_names_file: readable class names replacing the source's (see module docstring).
+        image_size: model input side ``S``.
+        mean, std: normalisation; ``None`` = the source's own (CIFAR, SVHN) or ImageNet's.
+        train_preset: augmentation preset (``cifar``, ``svhn``, ``imagenet``, ``basic``,
+            ``none``); its evaluation side is the evaluation transform.
+        num_labels: total labelled training images (balanced over classes) or ``None``.
+        shots: labelled images per class (k-shot) or ``None``; exclusive with ``num_labels``.
+        subset_seed: seed of the labelled subset.
+        limited_label_noise_std: training noise std when a subset is used (LICO code: 0.1).
+        batch_size, eval_batch_size (default ``batch_size``), num_workers: loader settings.
+        val_fraction: hold out this fraction of the training split for validation (0: none).
+        val_seed: seed of the held-out part.
+        check_images: decode every image of file-based splits before use (cached;
+            :mod:`ramlico.data.check`).
+        skip_bad_images: drop missing / unreadable images (listed) instead of an error.
+        **source_options: the source's own options (folder: ``train_dir``, ``test_dir``;
+            generated: ``generated``; cifar/svhn: ``download``, ``svhn_extra``; cub, pets,
+            food101: ``split``); an option the source does not take is named with the ones it
+            does.
     """
 
-    eval_splits = ["test"]
     task = "multiclass"
+    uses_model_transform = True
 
     def __init__(
         self,
@@ -235,75 +126,216 @@ class ClassificationDataModule(LightningDataModule):
         root: str = "data/generated_cls",
         class_names_file: str | None = None,
         image_size: int = 224,
-        mean: Sequence[float] = CLIP_MEAN,
-        std: Sequence[float] = CLIP_STD,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        train_preset: str = "basic",
+        num_labels: int | None = None,
+        shots: int | None = None,
+        subset_seed: int = 0,
+        limited_label_noise_std: float = 0.1,
         batch_size: int = 64,
+        eval_batch_size: int | None = None,
         num_workers: int = 0,
-        generated: dict | None = None,
-        dataset: str | None = None,
-        split: str | None = None,
+        val_fraction: float = 0.0,
+        val_seed: int = 0,
+        check_images: bool = True,
+        skip_bad_images: bool = False,
+        **source_options: Any,
     ) -> None:
         super().__init__()
-        if source not in ("folder", "generated"):
-            raise ValueError(f"source must be 'folder' or 'generated', got {source!r}")
-        if dataset is not None and dataset not in list_named_datasets():
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        if num_labels is not None and shots is not None:
+            raise ValueError("set either data.num_labels (total) or data.shots (per class)")
+        if train_preset not in CLASSIFICATION_PRESETS:
             raise ValueError(
-                f"data.dataset={dataset!r} is not a known set; available: "
-                f"{list_named_datasets()} (or dataset=null with source=folder for any ImageFolder)"
+                f"data.train_preset={train_preset!r}; choose one of {CLASSIFICATION_PRESETS}"
             )
-        if dataset is not None:
-            source = "folder"
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ValueError(f"batch sizes must be >= 1, got {batch_size}, {eval_batch_size}")
         self.save_hyperparameters(logger=False)
-        self.dataset: ClassificationDataset | None = None
-        self.source = source
-        self.class_names: list[str] = list(GENERATED_CLASSES) if source == "generated" else []
-        self.transform: Callable[..., Any] = Compose(
-            [ConvertRGB(), build_eval_transform(image_size, mean, std)]
+        self.source: SingleLabelSource = build_source(  # type: ignore[assignment]
+            source, "singlelabel", root, **source_options
         )
+        self.class_names: list[str] = []
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: ClassificationDataset | None = None
+        self.transform: Callable[..., Any] = self._transform(train=False)
 
-    def set_transform(self, transform: Callable[..., Any]) -> None:
-        """Use ``transform`` (a model's own preprocessing) instead of the ``image_size``/``mean``/
-        ``std`` fallback, for datasets built now and later."""
-        self.transform = transform
-        if self.dataset is not None:
-            self.dataset.transform = transform
+    # ------------------------------------------------------------------ the interface
+    @property
+    def eval_splits(self) -> list[str]:
+        return ["test"]
 
-    def prepare_data(self) -> None:
-        if self.source == "generated":
-            make_generated_classification(Path(self.hparams.root), **(self.hparams.generated or {}))
+    @property
+    def val_splits(self) -> list[str]:
+        """``["val"]`` with ``val_fraction > 0``, else ``[]`` (no validation)."""
+        return ["val"] if self.hparams.val_fraction > 0 else []
 
-    def setup(self, stage: str | None = None) -> None:
-        hp = self.hparams
-        if self.source == "generated":
-            self.prepare_data()
-        names_file = Path(hp.class_names_file) if hp.class_names_file else None
-        if hp.dataset is not None:
-            samples, names = read_named_dataset(hp.dataset, hp.root, hp.split)
-            if names_file is not None:
-                names = _replacement_names(names_file, len(names))
-        else:
-            samples, names = read_image_folder(Path(hp.root), names_file)
-        if self.source == "generated":
-            names = list(GENERATED_CLASSES)
-        self.class_names = names
-        self.dataset = ClassificationDataset(
-            samples, self.transform, with_index=True, convert_rgb=False
-        )
+    @property
+    def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
+        hp, stats = self.hparams, self.source.stats or (IMAGENET_MEAN, IMAGENET_STD)
+        return tuple(hp.mean or stats[0]), tuple(hp.std or stats[1])
+
+    @property
+    def dataset_name(self) -> str:
+        return self.source.name
 
     def label_names(self, split: str = "test") -> list[str]:
+        """The class names (every split has all classes)."""
         if not self.class_names:
-            self.setup()
+            self.class_names = self._class_names()
         return list(self.class_names)
 
-    def test_dataloader(self) -> DataLoader:
-        if self.dataset is None:
-            self.setup()
+    def image_paths(self, split: str = "test") -> list[Path] | None:
+        self._require_test()
+        return self.test_images.paths
+
+    def set_transform(self, transform: Callable[..., Any]) -> None:
+        """Evaluate with ``transform`` (a model's own preprocessing) instead of the preset's,
+        for the test (and validation) data built now and later."""
+        self.transform = transform
+        if self.test_set is not None:
+            self.test_set.transform = transform
+        if self.val_set is not None:
+            self.val_set.dataset.transform = transform  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ building
+    def _transform(self, train: bool, noise_std: float = 0.0) -> Callable[..., Any]:
+        hp = self.hparams
+        mean, std = self.normalization
+        return build_classification_transform(
+            hp.train_preset, hp.image_size, mean, std, train, noise_std
+        )
+
+    def _class_names(self) -> list[str]:
+        names = self.source.class_names()
+        if self.hparams.class_names_file:
+            keys = self.source.class_keys()
+            names = read_class_names_file(Path(self.hparams.class_names_file), keys)
+        return names
+
+    def prepare_data(self) -> None:
+        self.source.prepare()
+
+    def _checked(self, images: LabelledImages, split: str, progress: bool = True) -> Any:
+        """The image check of a file-based split: bad images raise (or are dropped if asked)."""
+        hp = self.hparams
+        paths = images.paths
+        if paths is None or not (hp.check_images or hp.skip_bad_images):
+            return images, None
+        records = [Record(p, (str(y),), str(p)) for p, y in zip(paths, images.labels, strict=True)]
+        report = check_records(
+            split, records, images=True, skip_bad_images=hp.skip_bad_images,
+            check_empty_labels=False, cache_key=self.source.cache_key(split), progress=progress,
+        )  # fmt: skip
+        kept = {r.image for r in report.records}
+        if len(kept) < len(paths):
+            images = ImageFiles([(p, y) for p, y in zip(paths, images.labels, strict=True)
+                                 if p in kept])  # fmt: skip
+        return images, report
+
+    def check_data(self, splits: Sequence[str] | None = None, progress: bool = True) -> list:
+        """Decode every image of the file-based splits (see ``ramlico.data.check``); one report
+        per split (array sources such as CIFAR are not checked)."""
+        self.prepare_data()
+        reports = []
+        for split in splits or self.source.splits:
+            _, report = self._checked(self.source.images(split), split, progress)
+            if report is not None:
+                reports.append(report)
+        return reports
+
+    def _split(self, split: str) -> LabelledImages:
+        images, report = self._checked(self.source.images(split), split)
+        if report is not None:
+            raise_or_warn([report])
+        return images
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the test split (every stage) and, for ``fit``, the training and validation
+        splits; data checks first."""
+        if self.test_set is None:
+            self.prepare_data()
+            self.label_names()
+            self.test_images = self._split("test")
+            self.test_set = ClassificationDataset(self.test_images, self.transform, with_index=True)
+        validating = stage == "validate" and self.hparams.val_fraction > 0
+        if (stage in (None, "fit") or validating) and self.train_set is None:
+            self.source.require_split("train")
+            self._build_train(self._split("train"))
+
+    def _build_train(self, images: LabelledImages) -> None:
+        hp = self.hparams
+        limited = hp.num_labels is not None or hp.shots is not None
+        noise = hp.limited_label_noise_std if limited else 0.0
+        train: Dataset = ClassificationDataset(images, self._transform(True, noise))
+        labels = list(images.labels)
+        if hp.val_fraction > 0:
+            train, labels = self._hold_out(images, train, labels)
+        if limited:
+            per_class = hp.shots
+            n_classes = len(self.class_names)
+            if hp.num_labels is not None:
+                if hp.num_labels % n_classes:
+                    raise ValueError(
+                        f"data.num_labels={hp.num_labels} is not a multiple of the "
+                        f"{n_classes} classes; use e.g. {n_classes * 4}"
+                    )
+                per_class = hp.num_labels // n_classes
+            idx = balanced_subset(labels, per_class, n_classes, hp.subset_seed)
+            train = Subset(train, idx)
+            log.info("labelled subset: %d per class, %d images", per_class, len(idx))
+        self.train_set = train
+
+    def _hold_out(
+        self, images: LabelledImages, train: Dataset, labels: list[int]
+    ) -> tuple[Dataset, list[int]]:
+        """Split a seeded ``val_fraction`` off ``train``; the held-out part uses the evaluation
+        transform."""
+        hp = self.hparams
+        n = len(labels)
+        n_val = max(1, round(hp.val_fraction * n))
+        if n_val >= n:
+            raise ValueError(f"data.val_fraction={hp.val_fraction} leaves no training image")
+        gen = torch.Generator().manual_seed(sample_seed(hp.val_seed, n))
+        order = torch.randperm(n, generator=gen).tolist()
+        held, kept = sorted(order[:n_val]), sorted(order[n_val:])
+        view = ClassificationDataset(images, self.transform, with_index=True)
+        self.val_set = Subset(view, held)
+        log.info("validation: %d of %d training images held out (seed %d)", n_val, n, hp.val_seed)
+        return Subset(train, kept), [labels[i] for i in kept]
+
+    # ------------------------------------------------------------------ loaders
+    def _require_test(self) -> None:
+        if self.test_set is None:
+            self.setup("test")
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
         return DataLoader(
-            self.dataset,
-            batch_size=hp.batch_size,
-            shuffle=False,
-            sampler=eval_sampler(self.dataset),
-            num_workers=hp.num_workers,
-            collate_fn=collate_samples,
-        )
+            dataset, batch_size=hp.eval_batch_size or hp.batch_size, shuffle=False,
+            sampler=eval_sampler(dataset), num_workers=hp.num_workers, collate_fn=collate_samples,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        hp = self.hparams
+        # Seeded per-epoch order resumable mid-epoch, per-sample seeded augmentation (sampling.py);
+        # the seed is the run's (seed_everything), so runs with the same seed see the same data.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return self.resumable_loader(
+            self.train_set, hp.batch_size, seed, shuffle=True, num_workers=hp.num_workers,
+            drop_last=len(self.train_set) > hp.batch_size,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def test_dataloader(self) -> DataLoader:
+        self._require_test()
+        return self._eval_loader(self.test_set)  # type: ignore[arg-type]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """``[val loader]`` with ``val_fraction > 0``, else ``[]``."""
+        if self.val_set is None:
+            return []
+        return [self._eval_loader(self.val_set)]

@@ -20,8 +20,10 @@ without validation data); a LightningModule builds its text classifier per ``dat
 Checks: ``setup`` runs :mod:`ramlico.data.check` on every split first (missing / corrupt images,
 empty label cells, duplicate rows; cached), so bad data fails before training starts.
 
-Sources:
-    generated: the built-in shapes data set (``ramlico.data.generated``), cached under ``root``.
+Sources (``source=<name>``, :mod:`ramlico.data.sources`; each takes its own options, given next
+to the DataModule's in the data config):
+    generated: the built-in shapes data set (``ramlico.data.generated``), cached under ``root``;
+               option ``generated`` (n_train, n_test, image_size, seed).
     coco:      ``instances_train``, ``instances_val``: official COCO instances files or RAM's json
                lists, detected by content (default root/annotations/instances_{train,val}2014.json);
                images in <image_root>/train2014 and <image_root>/val2014 (image_root default
@@ -31,6 +33,7 @@ Sources:
                relative image paths are resolved against ``image_root`` (default: each file's
                folder). Labels: ``seen`` / ``unseen`` if given; otherwise seen = labels of the
                training file (minus ``unseen``), unseen = labels of the test file that are not seen.
+    A source of your own: a ``@register_source`` class (``docs/adding_a_method.md``).
 
 Training order and resume: the training loader draws epoch ``e``'s order from ``(seed, e)`` alone
 (``ramlico.data.sampling.ResumableSampler``, sharded over DDP ranks) and seeds each image's
@@ -46,47 +49,49 @@ them as ``${data.root}/...``.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 
+from ramlico.data.base import RamlicoDataModule
 from ramlico.data.check import SplitReport, check_records, overlapping_images, raise_or_warn
 from ramlico.data.dataset import MultiLabelDataset, check_vocabulary
-from ramlico.data.generated import generated_label_space, make_generated_dataset
-from ramlico.data.labels import COCO_SEEN, COCO_UNSEEN, LabelSpace
-from ramlico.data.nus_wide import read_nus_label_space, read_nus_wide
-from ramlico.data.records import Record, read_coco_file, read_label_file, read_ram_json
+from ramlico.data.labels import LabelSpace
+from ramlico.data.records import Record, read_any_label_file
 from ramlico.data.sampling import ResumableTrainData, sample_seed
+from ramlico.data.sources import MultiLabelSource, build_source, get_source
 from ramlico.data.transforms import CLIP_MEAN, CLIP_STD, build_eval_transform, build_train_transform
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import eval_sampler
 
 log = get_logger(__name__)
 
-SOURCES = ("generated", "coco", "nus_wide", "custom")
 TRAIN_SHUFFLE = ("epoch", "once", "none")
-GENERATED_KEYS = ("n_train", "n_test", "image_size", "seed")
 
 
-def read_any_label_file(path: Path, image_root: Path | None) -> list[Record]:
-    """``.json`` -> RAM's list (``read_ram_json``); anything else -> ``read_label_file``."""
-    if Path(path).suffix.lower() == ".json":
-        return read_ram_json(path, image_root)
-    return read_label_file(path, image_root)
+def multilabel_source(
+    source: str, root: str, image_root: str | None, options: dict[str, Any]
+) -> MultiLabelSource:
+    """Build the source ``source`` with its ``options``; ``image_root`` goes to sources that
+    read relative image paths (``custom``, ``coco``)."""
+    cls = get_source(source, "multilabel")
+    if image_root is not None and "image_root" in inspect.signature(cls.__init__).parameters:
+        options = {**options, "image_root": image_root}
+    return build_source(source, "multilabel", root, **options)  # type: ignore[return-value]
 
 
-class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
+class MultiLabelDataModule(ResumableTrainData, RamlicoDataModule):
     """Train / ZSL / GZSL data for one source (see the module docstring).
 
     Args:
-        source: ``"generated"``, ``"coco"``, ``"nus_wide"`` or ``"custom"``.
+        source: a multi-label source name (``generated``, ``coco``, ``nus_wide``, ``custom``;
+            :func:`ramlico.data.sources.list_sources`) or the import path of a source class.
         root: data folder (for ``generated`` the cache folder).
-        train_file, test_file: custom only; label files.
         val_file: a label file of validation images (any source; same formats as the custom
             files); when given, ``val_fraction`` is not used.
         val_fraction: hold out this fraction of the training file for validation (seeded by
@@ -94,13 +99,9 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
             checkpoint is the one tested).
         val_seed: seed of the held-out part (independent of the run seed, so runs with other
             seeds are selected on the same images).
-        image_root: custom: image folder (default each label file's folder);
-            coco: folder holding train2014/ and val2014/ (default root).
-        seen, unseen: custom only; label lists (any order; stored sorted). ``unseen=[]`` is a
-            closed-set label space (no zero-shot labels).
-        instances_train, instances_val: coco only; label files (default under root/annotations;
-            RAM's ``train_48_filtered.json`` / ``test_65_filtered.json``).
-        generated: generated only; overrides of ``n_train``, ``n_test``, ``image_size``, ``seed``.
+        image_root: folder of relative image paths in ``val_file`` and in the source's label
+            files (custom: default each label file's folder; coco: the folder holding
+            train2014/ and val2014/, default root).
         image_size: model input side length.
         mean, std: normalisation (default CLIP's; RAM's released configs use 0.5 / 0.5).
         train_preset: ``"ram"`` (docs/ram.md, "Input pipeline") or ``"basic"``; ``augment``: extra
@@ -119,23 +120,20 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
             epoch); ``"once"``: the one shuffle) and of each image's augmentation (from (seed,
             epoch, index)); None: the run's seed (``PL_GLOBAL_SEED``, set by ``seed_everything``),
             else 0.
+        **source_options: the source's own options (custom: ``train_file``, ``test_file``,
+            ``seen``, ``unseen``; coco: ``instances_train``, ``instances_val``; generated:
+            ``generated``); an option the source does not take is an error naming the ones it
+            does.
     """
 
     def __init__(
         self,
         source: str = "generated",
         root: str = "data/generated",
-        train_file: str | None = None,
-        test_file: str | None = None,
         val_file: str | None = None,
         val_fraction: float = 0.0,
         val_seed: int = 0,
         image_root: str | None = None,
-        seen: list[str] | None = None,
-        unseen: list[str] | None = None,
-        instances_train: str | None = None,
-        instances_val: str | None = None,
-        generated: dict[str, int] | None = None,
         image_size: int = 224,
         mean: Sequence[float] = CLIP_MEAN,
         std: Sequence[float] = CLIP_STD,
@@ -152,28 +150,14 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         exclude_unseen_from_train: bool = False,
         val_max_images: int | None = None,
         seed: int | None = None,
+        **source_options: Any,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        if source not in SOURCES:
-            raise ValueError(f"unknown data source {source!r}; allowed: {list(SOURCES)}")
+        self.source = multilabel_source(source, root, image_root, source_options)
         if train_shuffle not in TRAIN_SHUFFLE:
             raise ValueError(
                 f"train_shuffle must be one of {list(TRAIN_SHUFFLE)}, got {train_shuffle!r}"
-            )
-        if source != "custom" and (seen is not None or unseen is not None):
-            raise ValueError(
-                f"seen/unseen are only read with source='custom'; source {source!r} has fixed "
-                "label lists, remove seen/unseen from the config"
-            )
-        if source == "custom" and (train_file is None or test_file is None):
-            raise ValueError(
-                f"source='custom' needs train_file and test_file, got {train_file!r}, {test_file!r}"
-            )
-        unknown = sorted(set(generated or {}) - set(GENERATED_KEYS))
-        if unknown:
-            raise ValueError(
-                f"unknown keys {unknown} in generated; allowed: {list(GENERATED_KEYS)}"
             )
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
@@ -196,34 +180,19 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
     # ---- files and labels -------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Write the generated data set (rank 0 only); other sources need no preparation."""
-        if self.hparams.source == "generated":
-            make_generated_dataset(self.root, **(self.hparams.generated or {}))
+        """Write locally generated data (rank 0 only); other sources need no preparation."""
+        self.source.prepare()
 
     def _read(self, split: str) -> list[Record]:
         """Records of ``split`` ("train", "val" (``val_file``) or "test"), read once, unchecked."""
         if split in self._records:
             return self._records[split]
-        hp, source = self.hparams, self.hparams.source
+        hp = self.hparams
         if split == "val":
             image_root = None if hp.image_root is None else Path(hp.image_root)
             records = read_any_label_file(Path(hp.val_file), image_root)
-        elif source == "generated":
-            info = make_generated_dataset(self.root, **(hp.generated or {}))
-            records = read_label_file(info[f"{split}_file"])
-        elif source == "coco":
-            images = Path(hp.image_root or self.root) / (
-                "train2014" if split == "train" else "val2014"
-            )
-            file = hp.instances_train if split == "train" else hp.instances_val
-            file = file or self.root / "annotations" / f"instances_{images.name}.json"
-            records = read_coco_file(Path(file), images, self.label_space.gzsl)
-        elif source == "nus_wide":
-            records, _ = read_nus_wide(self.root, split)  # type: ignore[arg-type]
         else:
-            file = hp.train_file if split == "train" else hp.test_file
-            image_root = None if hp.image_root is None else Path(hp.image_root)
-            records = read_any_label_file(Path(file), image_root)
+            records = self.source.records(split)
         self._records[split] = records
         return records
 
@@ -231,34 +200,20 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
     def label_space(self) -> LabelSpace:
         """Seen / unseen labels of the source (custom without lists: read from the label files)."""
         if self._label_space is None:
-            self._label_space = self._resolve_label_space()
+            self._label_space = self.source.label_space()
         return self._label_space
 
-    def _resolve_label_space(self) -> LabelSpace:
-        hp = self.hparams
-        if hp.source == "generated":
-            return generated_label_space()
-        if hp.source == "coco":
-            return LabelSpace(COCO_SEEN, COCO_UNSEEN)
-        if hp.source == "nus_wide":
-            return read_nus_label_space(self.root)
-        if hp.seen is not None and hp.unseen is not None:
-            return LabelSpace(hp.seen, hp.unseen)
-        unseen = set(hp.unseen or [])
-        seen = (
-            set(hp.seen)
-            if hp.seen is not None
-            else ({x for r in self._read("train") for x in r.labels} - unseen)
-        )
-        if hp.unseen is None:
-            unseen = {x for r in self._read("test") for x in r.labels} - seen
-        space = LabelSpace(sorted(seen), sorted(unseen))
-        log.info(
-            "custom label space inferred from the label files: %r%s", space,
-            "" if unseen else " (closed-set: every test label is a training label; pass "
-            "data.unseen=[...] for zero-shot labels)",
-        )  # fmt: skip
-        return space
+    @property
+    def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
+        return tuple(self.hparams.mean), tuple(self.hparams.std)
+
+    @property
+    def dataset_name(self) -> str:
+        return self.source.name
+
+    def image_paths(self, split: str) -> list[Path] | None:
+        dataset = self.test_datasets.get(split)
+        return None if dataset is None else [r.image for r in dataset.records]
 
     def label_names(self, split: str) -> list[str]:
         """Label order of ``split``: "train"/"seen", "zsl"/"unseen" or "gzsl"."""
@@ -286,9 +241,7 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
         hp = self.hparams
         if split == "val":
             return str(Path(hp.val_file).resolve())
-        if hp.source == "custom":
-            return str(Path(hp.train_file if split == "train" else hp.test_file).resolve())
-        return f"{hp.source}:{self.root.resolve()}:{split}"
+        return self.source.cache_key(split)
 
     def check_data(self, splits: Sequence[str] | None = None, progress: bool = True) -> list:
         """Run the data checks on ``splits`` (default every split with data); keep the clean
@@ -301,7 +254,7 @@ class MultiLabelDataModule(ResumableTrainData, LightningDataModule):
             report = check_records(
                 split, self._read(split), images=hp.check_images,
                 skip_bad_images=hp.skip_bad_images, allow_empty_labels=hp.allow_empty_labels,
-                check_empty_labels=hp.source == "custom" or split == "val",
+                check_empty_labels=self.source.label_files or split == "val",
                 cache_key=self._split_files(split), progress=progress,
             )  # fmt: skip
             self._checked[split] = report.records

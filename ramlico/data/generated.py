@@ -227,3 +227,33 @@ def make_generated_dataset(
         "label_space": generated_label_space(),
         "generated": generated,
     }
+
+
+#: The 20 single-label classes of the generated set (every colour x shape), sorted.
+GENERATED_CLASSES: tuple[str, ...] = tuple(sorted(GENERATED_SEEN + GENERATED_UNSEEN))
+
+
+def make_generated_classification(
+    root: Path, n_per_class: int = 8, image_size: int = 64, seed: int = 0
+) -> Path:
+    """Write (once) an ImageFolder tree of single shapes, one folder per generated class.
+
+    Returns ``root``. The cache is reused when ``root/manifest.json`` holds the same parameters.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    root = Path(root)
+    manifest = {"n_per_class": n_per_class, "image_size": image_size, "seed": seed, "version": 1}
+    mpath = root / "manifest.json"
+    if mpath.is_file() and json.loads(mpath.read_text()) == manifest:
+        return root
+    rng = np.random.default_rng(seed)
+    for name in GENERATED_CLASSES:
+        folder = root / name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            image, _ = draw_scene([name], image_size, rng)
+            image.save(folder / f"{i:04d}.png")
+    mpath.write_text(json.dumps(manifest))
+    log.info("wrote generated classification set (%d classes) to %s", len(GENERATED_CLASSES), root)
+    return root

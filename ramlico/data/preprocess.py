@@ -31,10 +31,10 @@ Tensor = torch.Tensor
 
 
 class ConvertRGB:
-    """``image.convert("RGB")`` as a (picklable) transform step."""
+    """``image.convert("RGB")`` as a (picklable) transform step; tensors pass unchanged."""
 
-    def __call__(self, image: Image.Image) -> Image.Image:
-        return image.convert("RGB")
+    def __call__(self, image: Any) -> Any:
+        return image.convert("RGB") if isinstance(image, Image.Image) else image
 
     def __repr__(self) -> str:
         return "ConvertRGB()"

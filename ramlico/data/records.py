@@ -357,3 +357,10 @@ def read_coco_file(
     if isinstance(data, dict) and "annotations" in data and "categories" in data:
         return _coco_records(data, path, Path(image_root), vocabulary)
     return _ram_records(data, path, Path(image_root))
+
+
+def read_any_label_file(path: Path, image_root: Path | None = None) -> list[Record]:
+    """``.json`` -> RAM's list (:func:`read_ram_json`); anything else -> :func:`read_label_file`."""
+    if Path(path).suffix.lower() == ".json":
+        return read_ram_json(path, image_root)
+    return read_label_file(path, image_root)

@@ -53,7 +53,8 @@ def evaluate_saliency(
 
     Args:
         model: classifier with a ``feature_tap`` (see :class:`SaliencyExplainer`), eval mode.
-        dataset: ``(image (3, H, W), label)`` pairs (normalised images).
+        dataset: ``(image (3, H, W), label)`` items (normalised images; a third element, the
+            dataset index, is ignored).
         methods: saliency methods (``gradcam``, ``gradcam++``, ``scorecam``).
         num_images: size of the seeded random subset (``None`` = all images).
         seed: subset seed.
@@ -75,8 +76,8 @@ def evaluate_saliency(
         explainer = SaliencyExplainer(model, method)
         sums = {"insertion": 0.0, "deletion": 0.0}
         count = 0
-        for images, _ in loader:
-            images = images.to(device)
+        for batch in loader:  # (image, label[, dataset index]) items
+            images = batch[0].to(device)
             with torch.no_grad():
                 targets = model(images).argmax(-1).tolist()
             maps = explainer(images, targets)

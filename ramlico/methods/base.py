@@ -16,8 +16,9 @@ split)``) are scored through it by registering the label list as a split.
 Evaluation runs one dataloader per split with the label set of that split, and logs
 ``{stage}/{split}/{metric}`` (e.g. ``test/zsl/F1@3``): the datamodule names the test splits in
 ``eval_splits`` (``"zsl"``, ``"gzsl"``; ``"seen"`` for a closed-set label space) and the
-validation splits in ``val_splits`` (default: the test splits; ``["seen"]`` for a held-out part
-of the training data). ``validation_step``/``test_step`` return each batch's scores, so callbacks
+validation splits in ``val_splits`` (``["seen"]`` / ``["val"]`` for a held-out part of the
+training data, ``[]`` without one); it is read through its typed interface only
+(:class:`ramlico.data.RamlicoDataModule`). ``validation_step``/``test_step`` return each batch's scores, so callbacks
 (calibration, prediction writers) read them without a second forward.
 
 Checkpoints hold only what cannot be rebuilt: trainable parameters and the persistent buffers of
@@ -38,6 +39,7 @@ import torch
 from timm.scheduler.scheduler import Scheduler as TimmScheduler
 from torch import nn
 
+from ramlico.data.base import RamlicoDataModule
 from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
@@ -131,24 +133,36 @@ class RamlicoModule(L.LightningModule, ABC):
             )
 
     # ----------------------------------------------------------------- label sets and metrics
+    @property
+    def datamodule(self) -> RamlicoDataModule | None:
+        """The Trainer's datamodule (the typed :class:`~ramlico.data.RamlicoDataModule`), or
+        ``None`` outside a Trainer run."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is not None and not isinstance(dm, RamlicoDataModule):
+            raise TypeError(
+                f"{type(self).__name__} needs a ramlico datamodule (a ramlico.data."
+                f"RamlicoDataModule), got {type(dm).__name__}; see docs/adding_a_method.md"
+            )
+        return dm
+
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is None or not hasattr(dm, "label_names"):
+        dm = self.datamodule
+        if dm is None:
             raise ValueError(
-                f"{type(self).__name__} needs a ramlico datamodule (with label_names(split) and "
-                "eval_splits); pass datamodule=... to the Trainer"
+                f"{type(self).__name__} needs a ramlico datamodule (a ramlico.data."
+                "RamlicoDataModule); pass datamodule=... to the Trainer"
             )
         if stage == "predict":  # a label list to tag with; the trained label sets stay
             self.label_names["predict"] = list(dm.label_names("predict"))
             self.predict_evidence = bool(getattr(dm, "evidence", True))
             return
         self.eval_splits = list(dm.eval_splits)
-        self.val_splits = list(getattr(dm, "val_splits", self.eval_splits))
+        self.val_splits = list(dm.val_splits)
         splits = list(dict.fromkeys([*self.eval_splits, *self.val_splits]))
         self.label_names = {s: list(dm.label_names(s)) for s in ["train", *splits]}
-        self.task = getattr(dm, "task", "multilabel")
+        self.task = dm.task
         transform = self.eval_transform()
-        if transform is not None and hasattr(dm, "set_transform"):
+        if transform is not None and dm.uses_model_transform:
             dm.set_transform(transform)  # the model's own preprocessing (zero-shot methods)
         for split in splits:
             if split not in self.metrics:
@@ -192,7 +206,7 @@ class RamlicoModule(L.LightningModule, ABC):
 
     def eval_transform(self) -> Any:
         """The model's own evaluation preprocessing (decoded PIL image -> model input), or
-        ``None`` to keep the datamodule's. Datamodules with ``set_transform`` (single-label
+        ``None`` to keep the datamodule's. Datamodules with ``uses_model_transform`` (single-label
         classification) adopt it in :meth:`setup`; zero-shot methods return their backbone's."""
         return None
 

@@ -33,7 +33,7 @@ from PIL import Image
 from torchvision.ops import roi_align
 
 from ramlico.backbones import CLIPBackbone
-from ramlico.data.classification import decode_image
+from ramlico.data.image_folder import decode_image
 from ramlico.data.preprocess import ImagePreprocess
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.ot import SolverOptions
@@ -216,7 +216,7 @@ class LaZSL(RamlicoModule):
             (root / "lazsl_explanations").mkdir(parents=True, exist_ok=True)
             panel.save(root / "lazsl_explanations" / f"{index:05d}.png")
         if self.hparams.write_predictions and len(predictions):
-            dataset, paths = dataset_info(self.trainer.datamodule)
+            dataset, paths = dataset_info(self.datamodule, self.eval_splits[0])
             info = {"method": self.hparams.method, "dataset": dataset,
                     "model": self.backbone.model_name}  # fmt: skip
             out = predictions.write(root, self.label_names[self.eval_splits[0]], info=info,
@@ -231,13 +231,13 @@ class LaZSL(RamlicoModule):
         the originals are unknown (views without a datamodule dataset)."""
         hp = self.hparams
         if isinstance(images, LaZSLViews):
-            dm = self.trainer.datamodule if self._trainer is not None else None
-            samples = getattr(getattr(dm, "dataset", None), "samples", None)
-            if samples is None:
+            dm = self.datamodule
+            paths = None if dm is None else dm.image_paths(self.eval_splits[0])
+            if paths is None:
                 return None
 
             def original(b: int) -> Image.Image:
-                return decode_image(samples[int(index[b])][0]).convert("RGB")
+                return decode_image(paths[int(index[b])]).convert("RGB")
 
             return images.boxes.cpu(), original
         h, w = images.shape[-2:]

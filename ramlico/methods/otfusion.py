@@ -139,17 +139,16 @@ class OTFusion(RamlicoModule):
         return image @ self.text.get(self.label_names[split], self.device).to(image.dtype)
 
     # ----------------------------------------------------------------- feature cache
-    def cache_key(self, split: str) -> dict[str, Any]:
+    def cache_key(self, split: str, batch_size: int | None) -> dict[str, Any]:
         """What the cached features of ``split`` depend on (encoders, data, chunking)."""
-        dm = self.trainer.datamodule
-        hp = dict(getattr(dm, "hparams", {}))
-        samples = getattr(getattr(dm, "dataset", None), "samples", None)
-        if samples is None:
+        dm = self.datamodule
+        paths = None if dm is None else dm.image_paths(split)
+        if paths is None:
             raise ValueError(
-                "cache_dir needs a datamodule whose .dataset has .samples (path, label) pairs "
-                "(ramlico.data.ClassificationDataModule); set model.cache_dir=null otherwise"
+                "cache_dir needs data read from image files (the datamodule's image_paths); set "
+                "model.cache_dir=null otherwise"
             )
-        files = hashlib.sha1("\n".join(f"{p}\t{y}" for p, y in samples).encode()).hexdigest()
+        files = hashlib.sha1("\n".join(str(p) for p in paths).encode()).hexdigest()
         return {
             "clip": [self.clip.model_name, weights_fingerprint(self.clip)],
             "dino": weights_fingerprint(self.dino) if self.dino is not None else None,
@@ -158,9 +157,9 @@ class OTFusion(RamlicoModule):
             "classes": self.label_names[split],
             "split": split,
             "files": files,
-            "images": len(samples),
+            "images": len(paths),
             "transform": self.clip.preprocess().describe(),
-            "batch_size": hp.get("batch_size"),
+            "batch_size": batch_size,
             "chunk_batches": self.hparams.cache_chunk_batches,
         }
 
@@ -170,10 +169,13 @@ class OTFusion(RamlicoModule):
             return
         if self.trainer.world_size > 1:
             raise ValueError("the OTFusion feature cache runs on one device; set devices=1")
+        loaders = self.trainer.test_dataloaders
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
         for idx, split in enumerate(self.eval_splits):
             batches = self.trainer.num_test_batches[idx]
             chunks = -(-int(batches) // self.hparams.cache_chunk_batches)
-            cache = FeatureCache(self.hparams.cache_dir, self.cache_key(split), chunks)
+            key = self.cache_key(split, getattr(loaders[idx], "batch_size", None))
+            cache = FeatureCache(self.hparams.cache_dir, key, chunks)
             done = len(cache.done_chunks())
             log.info("feature cache %s: %d/%d chunks done", cache.folder, done, chunks)
             self._caches[split] = cache
@@ -184,10 +186,11 @@ class OTFusion(RamlicoModule):
             return images
         # The input was normalised by the CLIP preprocessing (eval_transform), or by the
         # datamodule's own statistics when it does not take a model transform.
-        dm = self.trainer.datamodule if self._trainer else None
-        hp = {} if dm is None or hasattr(dm, "set_transform") else dict(getattr(dm, "hparams", {}))
-        src_mean = hp.get("mean") or self.clip.image_mean
-        src_std = hp.get("std") or self.clip.image_std
+        dm = self.datamodule
+        if dm is None or dm.uses_model_transform:
+            src_mean, src_std = self.clip.image_mean, self.clip.image_std
+        else:
+            src_mean, src_std = dm.normalization
         cfg = getattr(self.dino.model, "pretrained_cfg", None) or {}
         dst_mean = cfg.get("mean", (0.485, 0.456, 0.406))
         dst_std = cfg.get("std", (0.229, 0.224, 0.225))
@@ -267,7 +270,7 @@ class OTFusion(RamlicoModule):
         self._features, self._pending = {}, {}
 
     def _write_predictions(self, split: str, probs: Tensor, y: Tensor, values: dict) -> None:
-        dataset, paths = dataset_info(self.trainer.datamodule)
+        dataset, paths = dataset_info(self.datamodule, split)
         preds = PredictionLog(k=5)
         preds.add(torch.arange(len(y)), probs, y)  # rows are in dataset order (_split_features)
         info = {

@@ -30,6 +30,12 @@ class Built:
     calibration: Calibration
     labels: list[str] | None
     config: dict[str, Any]
+    normalization: tuple[Sequence[float], Sequence[float]] = (CLIP_MEAN, CLIP_STD)
+
+
+def _normalization(data: Mapping[str, Any] | None) -> tuple[Sequence[float], Sequence[float]]:
+    data = dict(data or {})
+    return tuple(data.get("mean") or CLIP_MEAN), tuple(data.get("std") or CLIP_STD)
 
 
 def eval_transform_from_data_config(data: Mapping[str, Any] | None) -> Any:
@@ -89,6 +95,7 @@ def build_from_checkpoint(
         calibration=Calibration.from_dict(meta.get("calibration")),
         labels=_default_labels(meta.get("label_names")),
         config=meta.get("config") or {},
+        normalization=_normalization(data),
     )
 
 
@@ -108,7 +115,7 @@ def build_from_config(cfg: DictConfig) -> Built:
     data = OmegaConf.to_container(cfg.data, resolve=False) if "data" in cfg else {}
     data = {k: cfg.data.get(k) for k in ("image_size", "mean", "std")} if data else {}
     return Built(model, eval_transform_from_data_config(data), Calibration(), None,
-                 OmegaConf.to_container(cfg.model, resolve=True))  # fmt: skip
+                 OmegaConf.to_container(cfg.model, resolve=True), _normalization(data))  # fmt: skip
 
 
 def build_from_experiment(name: str, overrides: Sequence[str] = ()) -> Built:

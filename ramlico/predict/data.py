@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from ramlico.data.base import RamlicoDataModule
+from ramlico.data.transforms import CLIP_MEAN, CLIP_STD
 from ramlico.predict.images import ImageFiles, ImageSource
 
 __all__ = ["PREDICT_SPLIT", "ImagePredictionData"]
@@ -22,7 +23,7 @@ def _collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch
     return torch.stack(images), torch.tensor(index)
 
 
-class ImagePredictionData(L.LightningDataModule):
+class ImagePredictionData(RamlicoDataModule):
     """Images (any size and mode) and the labels to score, batched for ``trainer.predict``.
 
     Args:
@@ -31,9 +32,8 @@ class ImagePredictionData(L.LightningDataModule):
         transform: the model's eval transform.
         batch_size, num_workers: loader settings.
         evidence: ask the method for region evidence (heatmaps).
+        normalization: ``(mean, std)`` of ``transform`` (for the typed interface).
     """
-
-    eval_splits: list[str] = []
 
     def __init__(
         self,
@@ -43,6 +43,7 @@ class ImagePredictionData(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         evidence: bool = True,
+        normalization: tuple[Sequence[float], Sequence[float]] = (CLIP_MEAN, CLIP_STD),
     ) -> None:
         super().__init__()
         if not labels:
@@ -50,6 +51,15 @@ class ImagePredictionData(L.LightningDataModule):
         self.dataset = ImageFiles(sources, transform)
         self.labels = list(labels)
         self.batch_size, self.num_workers, self.evidence = batch_size, num_workers, evidence
+        self._normalization = normalization
+
+    @property
+    def eval_splits(self) -> list[str]:
+        return []  # prediction only: no test split
+
+    @property
+    def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
+        return self._normalization
 
     def label_names(self, split: str) -> list[str]:
         return self.labels

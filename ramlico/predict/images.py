@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from ramlico.data.named_sets import IMAGE_SUFFIXES
+from ramlico.data.image_folder import IMAGE_SUFFIXES, is_image
 
 __all__ = ["ImageFiles", "ImageSource", "find_images", "load_image"]
 
@@ -86,7 +86,7 @@ def load_image(source: ImageSource) -> Image.Image:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    return path.is_file() and is_image(path)
 
 
 def find_images(inputs: str | Path | Sequence[str | Path], recursive: bool = False) -> list[Path]:

@@ -12,10 +12,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ramlico.utils.distributed import all_gather_rows
+
+if TYPE_CHECKING:
+    from ramlico.data.base import RamlicoDataModule
 
 __all__ = ["PredictionLog", "dataset_info", "results_table"]
 
@@ -130,12 +134,10 @@ class PredictionLog:
         return out
 
 
-def dataset_info(datamodule: object) -> tuple[str, list[str] | None]:
-    """``(dataset name, image paths by dataset index or None)`` of a run's datamodule."""
-    hp = getattr(datamodule, "hparams", {}) or {}
-    name = hp.get("dataset") or hp.get("source") or type(datamodule).__name__
-    samples = getattr(getattr(datamodule, "dataset", None), "samples", None)
-    return str(name), ([str(p) for p, _ in samples] if samples is not None else None)
+def dataset_info(datamodule: RamlicoDataModule, split: str) -> tuple[str, list[str] | None]:
+    """``(dataset name, image paths of split by dataset index or None)`` of a run's data."""
+    paths = datamodule.image_paths(split)
+    return datamodule.dataset_name, ([str(p) for p in paths] if paths is not None else None)
 
 
 def results_table(run_dirs: Sequence[str | Path], metric: str = "top1") -> str:

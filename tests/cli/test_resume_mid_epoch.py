@@ -84,8 +84,8 @@ def _cfg(tmp_path: Path, experiment: str, name: str, crash: bool = False, ckpt: 
         cfg.trainer.max_epochs = EPOCHS
         cfg.data.batch_size = BATCH_SIZE
         if experiment.startswith("lico"):  # single-label supervised data: 20 classes x 2 images
-            cfg.data.generated = {"n_per_class": 2, "image_size": 64, "seed": 0}
-            cfg.data.n_test_per_class = 1
+            cfg.data.generated = {"n_per_class": 2, "n_test_per_class": 1, "image_size": 64,
+                                  "seed": 0}  # fmt: skip
         else:
             cfg.data.val_max_images = 8  # validation runs (must not perturb training), cheaply
         cfg.trainer.num_sanity_val_steps = 0

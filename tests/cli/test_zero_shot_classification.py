@@ -13,7 +13,7 @@ def _run(tmp_path, overrides):
     cfg = compose_cfg("eval", tmp_path, overrides)
     with open_dict(cfg):
         cfg.data.root = str(tmp_path.parent / "gen_cls")
-        cfg.data.generated.n_per_class = 4
+        cfg.data.generated.n_test_per_class = 4
         cfg.logger = None
         cfg.callbacks = None
         cfg.trainer.enable_progress_bar = False

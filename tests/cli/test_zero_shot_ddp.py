@@ -35,6 +35,7 @@ def _eval(tmp_path: Path, folder: Path, overrides: list[str], devices: int) -> t
     cfg = compose_cfg("eval", out, overrides)
     with open_dict(cfg):
         cfg.data.source = "folder"
+        cfg.data.pop("generated")  # an option of the generated source only
         cfg.data.root = str(folder)
         cfg.data.batch_size = 4
         cfg.data.num_workers = 0

@@ -222,9 +222,14 @@ def test_val_file_over_the_seen_labels(tmp_path: Path, png):
 
 
 def test_constructor_errors(tmp_path: Path):
-    with pytest.raises(ValueError, match=r"unknown data source 'imagenet'; allowed: \['generated'"):
+    with pytest.raises(ValueError, match=r"unknown multilabel data source 'imgnet'; available: "
+                       r"\['coco', 'custom', 'generated', 'nus_wide'\]"):  # fmt: skip
+        MultiLabelDataModule(source="imgnet", root=str(tmp_path))
+    with pytest.raises(ValueError, match="'imagenet' is a singlelabel source"):
         MultiLabelDataModule(source="imagenet", root=str(tmp_path))
-    with pytest.raises(ValueError, match="seen/unseen are only read with source='custom'"):
+    # a source's options belong to it: COCO has fixed label lists, so no seen/unseen
+    allowed = r"it takes \['image_root', 'instances_train', 'instances_val'\]"
+    with pytest.raises(TypeError, match=r"'coco': unknown option\(s\) \['seen'\]; " + allowed):
         MultiLabelDataModule(source="coco", root=str(tmp_path), seen=["dog"])
     with pytest.raises(ValueError, match="source='custom' needs train_file and test_file"):
         MultiLabelDataModule(source="custom", root=str(tmp_path), test_file="t.csv")

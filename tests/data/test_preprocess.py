@@ -52,7 +52,7 @@ def test_single_label_data_adopts_the_zero_shot_models_transform(tiny_clip, tmp_
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
-    assert isinstance(dm.dataset.transform, ImagePreprocess) and dm.dataset.transform.size == 64
-    x, _, index = dm.dataset[3]
+    assert isinstance(dm.test_set.transform, ImagePreprocess) and dm.test_set.transform.size == 64
+    x, _, index = dm.test_set[3]
     assert x.shape == (3, 64, 64) and index == 3
     assert 0.0 <= metrics["test/test/top1"] <= 100.0

@@ -25,8 +25,9 @@ def demo_cfg(root: str, tmp: Path, overrides: list[str]):
         cfg.paths.data_dir = str(tmp.parent / "data")
         cfg.paths.log_dir = str(tmp / "logs")
         cfg.data.image_size = 32
-        cfg.data.generated = {"n_per_class": 3, "image_size": 32, "seed": 0}
-        cfg.data.n_test_per_class = 1
+        if cfg.data.source == "generated":  # an option of the generated source only
+            cfg.data.generated = {"n_per_class": 3, "image_size": 32, "seed": 0,
+                                  "n_test_per_class": 1}  # fmt: skip
         cfg.data.batch_size = 30
         cfg.trainer.max_epochs = 1
         cfg.trainer.enable_progress_bar = False

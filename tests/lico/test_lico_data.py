@@ -1,13 +1,13 @@
-"""Supervised datamodule: generated train/test splits, labelled subsets, names, errors."""
+"""Single-label training data (LICO): generated train/test splits, labelled subsets, errors."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ramlico.data import SupervisedClassificationDataModule
-from ramlico.data.classification import GENERATED_CLASSES
-from ramlico.data.supervised import DATASET_STATS, balanced_subset, build_supervised_transform
+from ramlico.data import GENERATED_CLASSES, ClassificationDataModule, balanced_subset
+from ramlico.data.classification_transforms import build_classification_transform
+from ramlico.data.sources.torchvision_sets import CIFAR10
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +15,11 @@ def root(tmp_path_factory):
     return tmp_path_factory.mktemp("gen_sup")
 
 
-def make(root, **kw) -> SupervisedClassificationDataModule:
-    gen = {"n_per_class": 3, "image_size": 32, "seed": 0}
-    args = dict(source="generated", root=str(root), image_size=32, batch_size=8, generated=gen,
-                n_test_per_class=2)  # fmt: skip
+def make(root, **kw) -> ClassificationDataModule:
+    gen = {"n_per_class": 3, "image_size": 32, "seed": 0, "n_test_per_class": 2}
+    args = dict(source="generated", root=str(root), image_size=32, batch_size=8, generated=gen)
     args.update(kw)
-    dm = SupervisedClassificationDataModule(**args)
+    dm = ClassificationDataModule(**args)
     dm.setup("fit")
     return dm
 
@@ -51,7 +50,7 @@ def test_k_shot_and_num_labels_subsets_are_balanced_and_seeded(root):
     with pytest.raises(ValueError, match="fewer than 5 per class"):
         make(root, shots=5)
     with pytest.raises(ValueError, match="either"):
-        SupervisedClassificationDataModule(num_labels=40, shots=2)
+        ClassificationDataModule(num_labels=40, shots=2)
 
 
 def test_balanced_subset_picks_per_class_without_replacement():
@@ -61,20 +60,20 @@ def test_balanced_subset_picks_per_class_without_replacement():
 
 
 def test_transforms_and_limited_label_noise():
-    mean, std = DATASET_STATS["cifar10"]
+    mean, std = CIFAR10.stats
     img = torch.full((3, 32, 32), 128, dtype=torch.uint8)
-    ev = build_supervised_transform("cifar", 32, mean, std, train=False)(img)
+    ev = build_classification_transform("cifar", 32, mean, std, train=False)(img)
     expected = (128 / 255 - torch.tensor(mean)) / torch.tensor(std)
     torch.testing.assert_close(ev[:, 0, 0], expected)
     torch.manual_seed(0)
-    noisy = build_supervised_transform("none", 32, mean, std, train=True, noise_std=0.1)(img)
+    noisy = build_classification_transform("none", 32, mean, std, train=True, noise_std=0.1)(img)
     assert (noisy - ev).std().item() == pytest.approx(0.1, rel=0.1)
     with pytest.raises(ValueError, match="preset"):
-        build_supervised_transform("autoaugment", 32, mean, std, train=True)
+        build_classification_transform("autoaugment", 32, mean, std, train=True)
 
 
 def test_missing_torchvision_data_explains_the_fix(tmp_path):
-    dm = SupervisedClassificationDataModule(source="cifar10", root=str(tmp_path))
+    dm = ClassificationDataModule(source="cifar10", root=str(tmp_path))
     with pytest.raises(RuntimeError, match="download=true"):
         dm.setup("fit")
 
@@ -108,15 +107,16 @@ def test_a_corrupt_folder_image_fails_before_training(tmp_path):
             (tmp_path / split / cls).mkdir(parents=True)
             Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / split / cls / "a.png")
     (tmp_path / "train" / "dog" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    dm = SupervisedClassificationDataModule(source="folder", root=str(tmp_path), image_size=8)
+    trees = {"train_dir": "train", "test_dir": "val"}
+    dm = ClassificationDataModule(source="folder", root=str(tmp_path), image_size=8, **trees)
     with pytest.raises(
         DataCheckError,
         match=r"train: 1 of 3 images are missing or unreadable: "
         r".*dog/b.png \(unreadable",
     ):
         dm.setup("fit")
-    dm = SupervisedClassificationDataModule(
-        source="folder", root=str(tmp_path), image_size=8, skip_bad_images=True
+    dm = ClassificationDataModule(
+        source="folder", root=str(tmp_path), image_size=8, skip_bad_images=True, **trees
     )
     dm.setup("fit")
     assert len(dm.train_set) == 2

@@ -167,7 +167,7 @@ def clip64(tiny_clip):
 def test_pil_pipeline_equals_a_literal_float64_implementation(clip64, folder, tmp_path):
     dm = ClassificationDataModule(source="folder", root=str(folder), batch_size=3, num_workers=0)
     scores = _run(_model(clip64), dm, tmp_path)
-    samples = dm.dataset.samples
+    samples = dm.test_set.samples
     assert sorted(scores) == list(range(7)) and dm.label_names() == sorted(CLASSES)
     for index, (path, _) in enumerate(samples):
         literal = _literal_scores(clip64, path, index, dm.label_names())
@@ -186,7 +186,7 @@ class Ordered(ClassificationDataModule):
         self.order, self.bs, self.workers = order, batch_size, workers
 
     def test_dataloader(self):
-        return DataLoader(self.dataset, batch_size=self.bs, sampler=self.order,
+        return DataLoader(self.test_set, batch_size=self.bs, sampler=self.order,
                           num_workers=self.workers, collate_fn=collate_samples)  # fmt: skip
 
 

@@ -46,7 +46,7 @@ def _run(tmp_path, run, cache, overrides=()):
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / run / "out")
         cfg.data.root = str(tmp_path / "gen_cls")
-        cfg.data.generated.n_per_class = 4  # 80 images
+        cfg.data.generated.n_test_per_class = 4  # 80 images
         cfg.data.batch_size = 8  # 10 batches
         cfg.model.cache_dir = str(cache)
         cfg.model.cache_chunk_batches = 3  # chunks of 3, 3, 3, 1 batches

@@ -15,7 +15,7 @@ from ramlico.zeroshot.benchmark import benchmark_runs, main
 def _args(tmp_path, *extra):
     return ["--methods", "lazsl,clip,waffle,otfusion", "--datasets", "demo", "--seeds", "0,1",
             "--out", str(tmp_path / "bench"), f"paths.data_dir={tmp_path / 'data'}",
-            "data.generated.n_per_class=2", "logger=none", "callbacks=none",
+            "data.generated.n_test_per_class=2", "logger=none", "callbacks=none",
             "+trainer.enable_progress_bar=false", "lazsl:model.num_crops=4",
             "lazsl:model.explain_images=0", "waffle:model.waffle_count=2", *extra]  # fmt: skip
 

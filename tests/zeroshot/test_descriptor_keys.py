@@ -2,7 +2,7 @@
 
 Each test writes a fake descriptor file with the published key list (``published_keys/``, class
 names only; the descriptor values are generated) and the dataset's own class list in its
-distributed layout, reads the dataset with :func:`read_named_dataset`, and checks that every
+distributed layout, reads the dataset with its data source, and checks that every
 class finds its key.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
 from ramlico.data.imagenet_info import imagenet_class_names, imagenet_subset_indices
-from ramlico.data.named_sets import read_named_dataset
+from ramlico.data.sources import build_source
 from ramlico.zeroshot.baselines import cupl_sentences
 from ramlico.zeroshot.descriptors import (
     descriptor_texts,
@@ -27,6 +27,13 @@ from ramlico.zeroshot.descriptors import (
 KEYS = Path(__file__).parent / "published_keys"
 # The DCLIP / LaZSL ImageNet file: open_clip's names except at these indices (read in the file).
 DCLIP_IMAGENET_CHANGES = {27: "eft", 638: "maillot", 744: "projectile", 836: "sunglass"}
+
+
+def read_named_dataset(name: str, root: Path):
+    """``(samples, class names)`` of the test split of single-label source ``name``."""
+    source = build_source(name, "singlelabel", root)
+    images = source.images("test")
+    return list(zip(images.paths, images.labels, strict=True)), source.class_names()
 
 
 def _lines(name: str) -> list[str]:

@@ -15,7 +15,7 @@ What is checked (per split):
 Label-file encodings are checked when the files are read (``ramlico.data.records.read_text``:
 UTF-8 with or without a byte-order mark; anything else is an error naming the file and line).
 
-``MultiLabelDataModule`` and ``SupervisedClassificationDataModule`` run these checks in
+``MultiLabelDataModule`` and ``ClassificationDataModule`` run these checks in
 ``setup`` by default (``data.check_images=true``) and raise one :class:`DataCheckError` listing
 every problem. As a command, with the same arguments as ``train.py``::
 
@@ -384,7 +384,7 @@ def raise_or_warn(reports: Iterable[SplitReport], extra_warnings: Sequence[str] 
 
 # ---------------------------------------------------------------------------------- command
 def _check_files(files: Sequence[str], image_root: str | None) -> list[SplitReport]:
-    from ramlico.data.datamodule import read_any_label_file
+    from ramlico.data.records import read_any_label_file
 
     reports = []
     for file in files:
@@ -401,9 +401,11 @@ def _check_config(overrides: Sequence[str], config_name: str) -> list[SplitRepor
     config_dir = str(Path(__file__).resolve().parents[2] / "configs")
     with initialize_config_dir(version_base="1.3", config_dir=config_dir):
         cfg = compose(config_name=config_name, overrides=list(overrides))
+    from ramlico.data.base import RamlicoDataModule
+
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    if not hasattr(datamodule, "check_data"):
-        raise SystemExit(f"{cfg.data._target_} has no data checks (check_data)")
+    if not isinstance(datamodule, RamlicoDataModule):
+        raise SystemExit(f"{cfg.data._target_} is not a ramlico datamodule (no data checks)")
     datamodule.prepare_data()
     return datamodule.check_data(progress=True)
 

@@ -1,4 +1,5 @@
-"""Standard test sets read from tiny fake copies of their distributed on-disk layouts."""
+"""Data sources: the registry, and the standard sets read from tiny fake copies of their
+distributed on-disk layouts."""
 
 from __future__ import annotations
 
@@ -15,7 +16,22 @@ from ramlico.data.imagenet_info import (
     imagenet_subset_wnids,
     imagenet_wnids,
 )
-from ramlico.data.named_sets import cub_class_name, list_named_datasets, read_named_dataset
+from ramlico.data.labelled_images import ImageFiles
+from ramlico.data.sources import (
+    SingleLabelSource,
+    build_source,
+    get_source,
+    list_sources,
+    register_source,
+)
+from ramlico.data.sources.cub import cub_class_name
+
+
+def read_named_dataset(name: str, root: Path, split: str | None = None):
+    """``(samples, class names)`` of the test split of single-label source ``name``."""
+    source = build_source(name, "singlelabel", root, **({"split": split} if split else {}))
+    images = source.images("test")
+    return list(zip(images.paths, images.labels, strict=True)), source.class_names()
 
 
 def _touch(path: Path, image: bool = False) -> Path:
@@ -162,20 +178,31 @@ def test_places365_val(tmp_path):
     ]
 
 
-def test_unknown_name_and_split_errors(tmp_path):
-    assert "imagenet_v2" in list_named_datasets() and len(list_named_datasets()) == 9
-    with pytest.raises(ValueError, match="available"):
+def test_registry_names_unknown_sources_and_options(tmp_path):
+    named = ["imagenet", "imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a", "cub",
+             "pets", "food101", "places365"]  # fmt: skip
+    assert set(named + ["folder", "generated", "cifar10", "cifar100", "svhn"]) == set(
+        list_sources("singlelabel")
+    )
+    assert list_sources("multilabel") == ["coco", "custom", "generated", "nus_wide"]
+    with pytest.raises(ValueError, match=r"unknown singlelabel data source 'imagenette'; "
+                       r"available: \['cifar10'"):  # fmt: skip
         read_named_dataset("imagenette", tmp_path)
-    with pytest.raises(ValueError, match="drop split"):
+    with pytest.raises(ValueError, match="'coco' is a multilabel source"):
+        get_source("coco", "singlelabel")
+    with pytest.raises(TypeError, match=r"'imagenet': unknown option\(s\) \['split'\]; it takes"):
         read_named_dataset("imagenet", tmp_path, split="train")
-    with pytest.raises(ValueError, match="data.dataset='imgnet'"):
-        ClassificationDataModule(dataset="imgnet", root=str(tmp_path))
+    with pytest.raises(ValueError, match="'imgnet'"):
+        ClassificationDataModule(source="imgnet", root=str(tmp_path))
+    # an evaluation set has no training split
+    with pytest.raises(ValueError, match="'places365' has no 'train' split"):
+        build_source("places365", "singlelabel", tmp_path).images("train")
 
 
 def test_datamodule_loads_a_named_set_with_optional_names_file(tmp_path):
     wnids = imagenet_subset_wnids("imagenet_a")
     _touch(tmp_path / "a" / wnids[3] / "x.jpg", image=True)
-    dm = ClassificationDataModule(dataset="imagenet_a", root=str(tmp_path / "a"), image_size=16)
+    dm = ClassificationDataModule(source="imagenet_a", root=str(tmp_path / "a"), image_size=16)
     dm.setup("test")
     assert (
         len(dm.label_names()) == 200
@@ -186,14 +213,14 @@ def test_datamodule_loads_a_named_set_with_optional_names_file(tmp_path):
     assert torch.isfinite(image).all()
     names = _write(tmp_path / "names.txt", "\n".join(f"c{i}" for i in range(200)))
     dm = ClassificationDataModule(
-        dataset="imagenet_a", root=str(tmp_path / "a"), class_names_file=str(names)
+        source="imagenet_a", root=str(tmp_path / "a"), class_names_file=str(names)
     )
     assert dm.label_names()[199] == "c199"
     _write(names, "one\ntwo\n")
     dm = ClassificationDataModule(
-        dataset="imagenet_a", root=str(tmp_path / "a"), class_names_file=str(names)
+        source="imagenet_a", root=str(tmp_path / "a"), class_names_file=str(names)
     )
-    with pytest.raises(ValueError, match="2 names for a dataset of 200"):
+    with pytest.raises(ValueError, match="2 names for 200 classes"):
         dm.setup("test")
 
 
@@ -211,3 +238,57 @@ def test_imagenet_flat_val_with_kaggle_solution_csv(tmp_path):
         ("ILSVRC2012_val_00000001.JPEG", 999), ("ILSVRC2012_val_00000002.JPEG", 1)
     ]  # fmt: skip
     assert names[999] == "toilet paper"
+
+
+class TwoColours:
+    """Not a source (no source base class)."""
+
+
+class Squares(SingleLabelSource):
+    """Red and blue squares written under root: the smallest complete single-label source."""
+
+    splits = ("train", "test")
+
+    def __init__(self, root, per_class: int = 2) -> None:
+        super().__init__(root)
+        self.per_class = per_class
+
+    def prepare(self) -> None:
+        for split in self.splits:
+            for c, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+                for i in range(self.per_class):
+                    (self.root / split).mkdir(parents=True, exist_ok=True)
+                    Image.new("RGB", (6, 6), colour).save(self.root / split / f"{c}_{i}.png")
+
+    def class_names(self) -> list[str]:
+        return ["red square", "blue square"]
+
+    def images(self, split: str) -> ImageFiles:
+        self.require_split(split)
+        files = sorted((self.root / split).glob("*.png"))
+        return ImageFiles([(p, int(p.name[0])) for p in files])
+
+
+def test_a_source_of_ones_own_by_import_path_or_registered_name(tmp_path, monkeypatch):
+    from ramlico.data.sources import registry
+
+    # registering below must not leak into other tests
+    monkeypatch.setattr(registry, "_REGISTRY", {k: dict(v) for k, v in registry._REGISTRY.items()})
+    dm = ClassificationDataModule(source=f"{__name__}.Squares", root=str(tmp_path), per_class=3,
+                                  image_size=6, mean=[0, 0, 0], std=[1, 1, 1])  # fmt: skip
+    dm.setup("fit")
+    assert dm.label_names() == ["red square", "blue square"] and len(dm.train_set) == 6
+    image, label, index = dm.test_set[5]
+    assert label == 1 and index == 5 and image[:, 0, 0].tolist() == [0.0, 0.0, 1.0]
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['per_klass'\]; it takes "
+                       r"\['per_class'\]"):  # fmt: skip
+        ClassificationDataModule(source=f"{__name__}.Squares", root=str(tmp_path), per_klass=3)
+    with pytest.raises(TypeError, match="is not a data source"):
+        get_source(f"{__name__}.TwoColours", "singlelabel")
+    register_source("test_squares")(Squares)
+    assert "test_squares" in list_sources("singlelabel")
+    assert ClassificationDataModule(source="test_squares", root=str(tmp_path)).label_names()[0] == (
+        "red square"
+    )
+    with pytest.raises(ValueError, match="'folder' .* is taken by"):
+        register_source("folder")(Squares)

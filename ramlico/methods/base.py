@@ -18,8 +18,8 @@ Evaluation runs one dataloader per split with the label set of that split, and l
 ``eval_splits`` (``"zsl"``, ``"gzsl"``; ``"seen"`` for a closed-set label space) and the
 validation splits in ``val_splits`` (``["seen"]`` / ``["val"]`` for a held-out part of the
 training data, ``[]`` without one); it is read through its typed interface only
-(:class:`ramlico.data.RamlicoDataModule`). ``validation_step``/``test_step`` return each batch's scores, so callbacks
-(calibration, prediction writers) read them without a second forward.
+(:class:`ramlico.data.RamlicoDataModule`). ``validation_step``/``test_step`` return each batch's
+scores, so callbacks (calibration, prediction writers) read them without a second forward.
 
 Checkpoints hold only what cannot be rebuilt: trainable parameters and the persistent buffers of
 non-frozen modules, plus the resolved run config and the label names (key ``"ramlico"``). Frozen

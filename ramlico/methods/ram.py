@@ -255,7 +255,8 @@ class RAM(RamlicoModule):
 
         ``kcot`` replaces the KCOT settings (the ONNX export uses a fixed iteration count).
 
-        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (docs/ram.md, "Scores and loss");
+        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (docs/ram.md, "Scores and
+          loss");
         * ``logits`` = ``(s_glb + (C / C_train) s_loc) / 2``: the mean of the global logit and
           the local logit brought to the training label count ``C_train`` (the plan's columns
           carry ``1/C``, so ``s_loc`` scales with ``1/C``, docs/ram.md). MMC trains these

@@ -58,6 +58,10 @@ class ImagePredictionData(RamlicoDataModule):
         return []  # prediction only: no test split
 
     @property
+    def dataset_name(self) -> str:
+        return "images"  # your own images
+
+    @property
     def normalization(self) -> tuple[Sequence[float], Sequence[float]]:
         return self._normalization
 

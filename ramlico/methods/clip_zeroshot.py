@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.methods.base import RamlicoModule
-from ramlico.modules import TextClassifierCache
+from ramlico.modules import TextFeatureCache
 
 __all__ = ["CLIPZeroShot"]
 
@@ -42,7 +42,8 @@ class CLIPZeroShot(RamlicoModule):
         super().__init__(ks=ks)
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
-        self.text = TextClassifierCache(backbone, templates)
+        self.templates = TextFeatureCache.check_templates(templates)
+        self.text = TextFeatureCache(backbone)
 
     def eval_transform(self) -> Any:
         """The backbone's own preprocessing (adopted by single-label classification data)."""
@@ -50,5 +51,6 @@ class CLIPZeroShot(RamlicoModule):
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         image = F.normalize(self.backbone.embed_image(images), dim=-1)
-        weights = self.text.get(self.label_names[split], self.device).to(image.dtype)
+        weights = self.text.classifier(self.label_names[split], self.templates, self.device)
+        weights = weights.to(image.dtype)
         return self.backbone.logit_scale * image @ weights

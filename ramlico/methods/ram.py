@@ -31,7 +31,7 @@ from torch import nn
 from ramlico.backbones import CLIPBackbone
 from ramlico.losses import mmc_loss
 from ramlico.methods.base import RamlicoModule
-from ramlico.modules import TextClassifierCache
+from ramlico.modules import TextFeatureCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
@@ -135,9 +135,10 @@ class RAM(RamlicoModule):
         self.scheduler_factory = scheduler
         self.template = template
         self.mmc_per_sample = mmc_per_sample
-        self._tokens: dict[tuple[str, ...], Tensor] = {}
-        self.teacher_text = TextClassifierCache(backbone, (template,))
-        self._eval_text: dict[tuple[str, ...], Tensor] = {}
+        # label-prompt token ids, the frozen teacher's classifiers and (kind "prompted") the
+        # prompted label features of evaluation, which change with the prompts
+        self.text = TextFeatureCache(backbone)
+        self.teacher_templates = TextFeatureCache.check_templates((template,))
 
     @staticmethod
     def _check_optimizer(
@@ -164,10 +165,10 @@ class RAM(RamlicoModule):
     # ------------------------------------------------------------------ text side
     def _label_tokens(self, names: Sequence[str]) -> Tensor:
         """``(C, 77)`` CPU token ids of the label prompts (cached; kept on the CPU, sync-free)."""
-        key = tuple(names)
-        if key not in self._tokens:
-            self._tokens[key] = self.backbone.tokenize([self.template.format(n) for n in names])
-        return self._tokens[key]
+        return self.text.get(
+            ("tokens", tuple(names)),
+            lambda: self.backbone.tokenize([self.template.format(n) for n in names]),
+        )
 
     def label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` un-normalised label features of the prompted text tower (with gradient)."""
@@ -175,7 +176,7 @@ class RAM(RamlicoModule):
 
     def teacher_label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` unit features of the frozen, prompt-free text tower (cached per label set)."""
-        return self.teacher_text.get(names, self.device).t().float()
+        return self.text.classifier(names, self.teacher_templates, self.device).t().float()
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -229,34 +230,30 @@ class RAM(RamlicoModule):
 
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         names = self.label_names[split]
-        key = tuple(names)
-        text = self._eval_text.get(key)
-        if text is None:
-            with torch.no_grad():
-                text = self.label_features(names)
-            self._eval_text[key] = text
         with torch.no_grad():
+            text = self.text.get(("prompted", str(self.device), tuple(names)),
+                                 lambda: self.label_features(names))  # fmt: skip
             return self(images, names, text=text)["scores"]
 
     # The cached label features depend on the prompts: they change in training, are loaded from
     # a checkpoint, or are swapped for their average by the EMA callback (whose *_start hooks run
     # before these).
     def on_validation_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_validation_end(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_test_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_test_end(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, targets = batch[0], batch[1]
-        self._eval_text.clear()
+        self.text.clear("prompted")
         out = self(images, self.label_names["train"], targets=targets)
         loss_glb = mmc_loss(out["s_glb"], targets, per_sample=self.mmc_per_sample)
         loss_loc = mmc_loss(out["s_loc"], targets, per_sample=self.mmc_per_sample)
@@ -277,7 +274,7 @@ class RAM(RamlicoModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
         for group in self.optimizers().param_groups:  # constant within the epoch, on every rank
             self.log(f"lr/{group['name']}", group["lr"], sync_dist=True)
 

@@ -66,16 +66,13 @@ class CLIPAdapter(RamlicoModule):
         self.templates = TextFeatureCache.check_templates(templates)
         self.text = TextFeatureCache(backbone)
 
-    def scores(self, images: Tensor, names: Sequence[str]) -> Tensor:
-        """``(B, 3, H, W)`` -> ``(B, C)`` logits over ``names``."""
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, 3, H, W)`` -> ``(B, C)`` BCE logits over ``label_names`` (no region evidence)."""
         with torch.no_grad():
             image = self.backbone.embed_image(images)
         z = F.normalize(self.adapter(image.float()), dim=-1)
-        weights = self.text.classifier(names, self.templates, self.device).to(z.dtype)
+        weights = self.text.classifier(label_names, self.templates, self.device).to(z.dtype)
         return self.log_scale.exp() * z @ weights + self.bias
-
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
-        return self.scores(images, self.label_names[split])
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, targets = batch[0], batch[1]

@@ -36,7 +36,7 @@ from torchvision.ops import roi_align
 from ramlico.backbones import CLIPBackbone
 from ramlico.data.image_folder import decode_image
 from ramlico.data.preprocess import ImagePreprocess
-from ramlico.methods.base import RamlicoModule
+from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextFeatureCache
 from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
@@ -372,6 +372,28 @@ class LaZSL(RamlicoModule):
         sentences = functools.partial(self.baseline_sentences, split)  # read on first use
         return self.text.sentence_sets(self.hparams.method, self.label_names[split], sentences,
                                        self.device)  # fmt: skip
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """Scores and, with ``evidence``, each image's descriptor / crop panel of its top class
+        (images with index below ``explain_images``; ``None`` for the others). The index is the
+        batch's dataset index under ``trainer.predict``, else the position in the batch."""
+        before, index = len(self.panels), self._batch_index
+        scores = self.scores(images, label_names)
+        panels = None
+        if evidence:
+            made = dict(self.panels[before:])
+            where = index.tolist() if index is not None else range(scores.shape[0])
+            panels = [made.get(int(i)) for i in where]
+        return LabelScores(scores=scores, logits=scores, panels=panels)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        self._batch_index = batch[1]  # dataset indices: crop seeds and explained images
+        try:
+            return super().predict_step(batch, batch_idx, dataloader_idx)
+        finally:
+            self._batch_index = None
 
     def predict_scores(self, images: Tensor | LaZSLViews, split: str) -> Tensor:
         """``(B, K)`` scores over ``label_names[split]``.

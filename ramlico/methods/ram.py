@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ramlico.backbones import CLIPBackbone
+from ramlico.explain.heatmaps import patch_grid
 from ramlico.losses import mmc_loss
-from ramlico.methods.base import RamlicoModule
+from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextFeatureCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
@@ -185,10 +186,13 @@ class RAM(RamlicoModule):
         names: Sequence[str],
         targets: Tensor | None = None,
         text: Tensor | None = None,
+        kcot: KCOTConfig | None = None,
     ) -> RAMOutput:
         """Logits and plan for ``images`` ``(B, 3, H, W)`` over the labels ``names``.
 
         With ``targets`` ``(B, C)`` (training) the teacher plan enters KCOT (if enabled).
+        ``text`` ``(C, D)`` replaces the label features (cached); ``kcot`` the KCOT settings
+        (e.g. a fixed iteration count for export).
 
         Returns:
             :class:`RAMOutput` with ``s_glb``, ``s_loc`` ``(B, C)``, ``similarity`` and ``plan``
@@ -216,7 +220,7 @@ class RAM(RamlicoModule):
                         st, targets, scale=self.kcot.scale, sharpen=self.kcot.sharpen,
                         fill=self.kcot.fill,
                     )  # fmt: skip
-            plan = kcot_plan(sim, self.kcot, prior)
+            plan = kcot_plan(sim, kcot or self.kcot, prior)
             s_loc = (plan * sim).sum(dim=1) / self.tau_loc
             scores = 0.5 * (torch.softmax(s_glb, dim=-1) + torch.softmax(s_loc, dim=-1))
         return RAMOutput(
@@ -228,12 +232,51 @@ class RAM(RamlicoModule):
             teacher_plan=prior,
         )
 
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
-        names = self.label_names[split]
+    def eval_label_features(self, names: Sequence[str]) -> Tensor:
+        """``(C, D)`` prompted label features without gradient, cached per label list.
+
+        The cache kind ``"prompted"`` is emptied whenever the prompts may change (training,
+        loading, EMA swaps).
+        """
         with torch.no_grad():
-            text = self.text.get(("prompted", str(self.device), tuple(names)),
+            return self.text.get(("prompted", str(self.device), tuple(names)),
                                  lambda: self.label_features(names))  # fmt: skip
-            return self(images, names, text=text)["scores"]
+
+    def label_scores(
+        self,
+        images: Tensor,
+        label_names: Sequence[str],
+        evidence: bool = True,
+        kcot: KCOTConfig | None = None,
+    ) -> LabelScores:
+        """RAM's inference score, its per-label logit and the OT plan as region evidence.
+
+        ``kcot`` replaces the KCOT settings (the ONNX export uses a fixed iteration count).
+
+        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (docs/ram.md, "Scores and
+          loss");
+        * ``logits`` = ``(s_glb + (C / C_train) s_loc) / 2``: the mean of the global logit and
+          the local logit brought to the training label count ``C_train`` (the plan's columns
+          carry ``1/C``, so ``s_loc`` scales with ``1/C``, docs/ram.md). MMC trains these
+          logits with one softmax over every image-label pair of a batch, so they rank pairs
+          across images, which the per-image softmax of ``scores`` cannot; calibration maps
+          them to probabilities;
+        * ``heatmaps`` = ``C T[:, :, c]`` on the ``h x w`` patch grid: where label ``c``'s mass
+          went (each map sums to 1 over the patches).
+        """
+        names = list(label_names)
+        text = self.eval_label_features(names)
+        with torch.no_grad():
+            out = self(images, names, text=text, kcot=kcot)
+        n_labels = len(names)
+        n_train = len(self.label_names.get("train") or names)
+        logits = 0.5 * (out["s_glb"] + out["s_loc"] * (n_labels / n_train))
+        heatmaps = patch_grid(out["plan"] * n_labels) if evidence else None
+        return LabelScores(scores=out["scores"], logits=logits, heatmaps=heatmaps)
+
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, C)`` RAM inference scores over ``label_names`` (no gradient)."""
+        return self.label_scores(images, label_names, evidence=False).scores
 
     # The cached label features depend on the prompts: they change in training, are loaded from
     # a checkpoint, or are swapped for their average by the EMA callback (whose *_start hooks run

@@ -43,6 +43,7 @@ from ramlico.data.base import RamlicoDataModule
 from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
+from ramlico.utils.frozen import frozen_submodules
 
 __all__ = ["LabelScores", "RamlicoModule", "adapt_ks"]
 
@@ -286,12 +287,9 @@ class RamlicoModule(L.LightningModule, ABC):
 
     # ----------------------------------------------------------------- lean checkpoints
     def frozen_prefixes(self) -> list[str]:
-        """State-dict prefixes of frozen submodules (those with ``frozen = True``)."""
-        return [
-            f"{name}."
-            for name, mod in self.named_modules()
-            if name and getattr(mod, "frozen", False)
-        ]
+        """State-dict prefixes of the frozen submodules (:class:`ramlico.utils.frozen.
+        FrozenModule` after ``freeze()``): rebuilt from config, not stored."""
+        return [f"{name}." for name in frozen_submodules(self)]
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """Trainable parameters and persistent buffers outside frozen submodules."""

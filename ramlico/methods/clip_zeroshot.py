@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ramlico.backbones import CLIPBackbone
 from ramlico.explain.heatmaps import patch_grid
 from ramlico.methods.base import LabelScores, RamlicoModule
-from ramlico.modules import TextClassifierCache
+from ramlico.modules import TextFeatureCache
 
 __all__ = ["CLIPZeroShot"]
 
@@ -47,7 +47,8 @@ class CLIPZeroShot(RamlicoModule):
         super().__init__(ks=ks)
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
-        self.text = TextClassifierCache(backbone, templates)
+        self.templates = TextFeatureCache.check_templates(templates)
+        self.text = TextFeatureCache(backbone)
 
     def eval_transform(self) -> Any:
         """The backbone's own preprocessing (adopted by single-label classification data)."""
@@ -56,7 +57,8 @@ class CLIPZeroShot(RamlicoModule):
     def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
         """``(B, C)`` logits ``logit_scale * cos(image, w_c)`` (label-count independent)."""
         image = F.normalize(self.backbone.embed_image(images), dim=-1)
-        weights = self.text.get(label_names, self.device).to(image.dtype)
+        weights = self.text.classifier(label_names, self.templates, self.device)
+        weights = weights.to(image.dtype)
         return self.backbone.logit_scale * image @ weights
 
     def label_scores(
@@ -65,7 +67,7 @@ class CLIPZeroShot(RamlicoModule):
         if not evidence:
             return super().label_scores(images, label_names, evidence=False)
         feats = self.backbone.encode_image(images)
-        weights = self.text.get(label_names, self.device)
+        weights = self.text.classifier(label_names, self.templates, self.device)
         scale = self.backbone.logit_scale
         image = F.normalize(feats.global_embed, dim=-1)
         scores = scale * image @ weights.to(image.dtype)

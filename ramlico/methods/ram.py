@@ -32,7 +32,7 @@ from ramlico.backbones import CLIPBackbone
 from ramlico.explain.heatmaps import patch_grid
 from ramlico.losses import mmc_loss
 from ramlico.methods.base import LabelScores, RamlicoModule
-from ramlico.modules import TextClassifierCache
+from ramlico.modules import TextFeatureCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
@@ -136,9 +136,10 @@ class RAM(RamlicoModule):
         self.scheduler_factory = scheduler
         self.template = template
         self.mmc_per_sample = mmc_per_sample
-        self._tokens: dict[tuple[str, ...], Tensor] = {}
-        self.teacher_text = TextClassifierCache(backbone, (template,))
-        self._eval_text: dict[tuple[str, ...], Tensor] = {}
+        # label-prompt token ids, the frozen teacher's classifiers and (kind "prompted") the
+        # prompted label features of evaluation, which change with the prompts
+        self.text = TextFeatureCache(backbone)
+        self.teacher_templates = TextFeatureCache.check_templates((template,))
 
     @staticmethod
     def _check_optimizer(
@@ -165,10 +166,10 @@ class RAM(RamlicoModule):
     # ------------------------------------------------------------------ text side
     def _label_tokens(self, names: Sequence[str]) -> Tensor:
         """``(C, 77)`` CPU token ids of the label prompts (cached; kept on the CPU, sync-free)."""
-        key = tuple(names)
-        if key not in self._tokens:
-            self._tokens[key] = self.backbone.tokenize([self.template.format(n) for n in names])
-        return self._tokens[key]
+        return self.text.get(
+            ("tokens", tuple(names)),
+            lambda: self.backbone.tokenize([self.template.format(n) for n in names]),
+        )
 
     def label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` un-normalised label features of the prompted text tower (with gradient)."""
@@ -176,7 +177,7 @@ class RAM(RamlicoModule):
 
     def teacher_label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` unit features of the frozen, prompt-free text tower (cached per label set)."""
-        return self.teacher_text.get(names, self.device).t().float()
+        return self.text.classifier(names, self.teacher_templates, self.device).t().float()
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -234,15 +235,12 @@ class RAM(RamlicoModule):
     def eval_label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` prompted label features without gradient, cached per label list.
 
-        The cache is emptied whenever the prompts may change (training, loading, EMA swaps).
+        The cache kind ``"prompted"`` is emptied whenever the prompts may change (training,
+        loading, EMA swaps).
         """
-        key = tuple(names)
-        text = self._eval_text.get(key)
-        if text is None:
-            with torch.no_grad():
-                text = self.label_features(names)
-            self._eval_text[key] = text
-        return text
+        with torch.no_grad():
+            return self.text.get(("prompted", str(self.device), tuple(names)),
+                                 lambda: self.label_features(names))  # fmt: skip
 
     def label_scores(
         self,
@@ -284,21 +282,21 @@ class RAM(RamlicoModule):
     # a checkpoint, or are swapped for their average by the EMA callback (whose *_start hooks run
     # before these).
     def on_validation_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_validation_end(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_test_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_test_end(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, targets = batch[0], batch[1]
-        self._eval_text.clear()
+        self.text.clear("prompted")
         out = self(images, self.label_names["train"], targets=targets)
         loss_glb = mmc_loss(out["s_glb"], targets, per_sample=self.mmc_per_sample)
         loss_loc = mmc_loss(out["s_loc"], targets, per_sample=self.mmc_per_sample)
@@ -319,7 +317,7 @@ class RAM(RamlicoModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
         for group in self.optimizers().param_groups:  # constant within the epoch, on every rank
             self.log(f"lr/{group['name']}", group["lr"], sync_dist=True)
 

@@ -20,7 +20,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222
 h1{font-size:1.3em} .meta{color:#666;font-size:.9em}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em;margin:.8em 0;
 display:flex;gap:1em;flex-wrap:wrap}
-.card img.thumb{max-width:256px;max-height:256px;border:1px solid #ccc}
+.card img.thumb{width:192px;height:auto;max-width:256px;border:1px solid #ccc}
 .tag{display:inline-block;background:#2a6ebb;color:#fff;border-radius:3px;padding:1px 6px;
 margin:2px}
 table{border-collapse:collapse;font-size:.85em} td,th{padding:2px 8px;text-align:right}

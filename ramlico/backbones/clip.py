@@ -26,6 +26,7 @@ from torch import nn
 from ramlico.backbones.registry import bundled_weights, register_model_configs
 from ramlico.data.preprocess import ImagePreprocess
 from ramlico.utils import get_logger
+from ramlico.utils.frozen import FrozenModule
 
 __all__ = ["CLIPBackbone", "ImageFeatures", "project_visual_tokens"]
 
@@ -63,7 +64,7 @@ def _offline_hint(model_name: str, pretrained: str) -> str:
     )
 
 
-class CLIPBackbone(nn.Module):
+class CLIPBackbone(FrozenModule):
     """Frozen (by default) open_clip model with a feature API for the methods.
 
     Args:
@@ -105,10 +106,8 @@ class CLIPBackbone(nn.Module):
         self.tokenizer = open_clip.get_tokenizer(model_name)
         n_blocks = len(self.model.visual.transformer.resblocks)
         self.patch_layers = tuple(i % n_blocks for i in patch_layers)
-        self.frozen = freeze
         if freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
+            self.freeze()
 
     @staticmethod
     def _build(name: str, pretrained, seed, cache_dir, quick_gelu) -> nn.Module:
@@ -132,13 +131,6 @@ class CLIPBackbone(nn.Module):
             return open_clip.create_model(name, pretrained=pretrained, **kwargs)
         except (RuntimeError, OSError, ValueError) as exc:
             raise RuntimeError(_offline_hint(name, pretrained)) from exc
-
-    def train(self, mode: bool = True) -> CLIPBackbone:
-        """Keep a frozen backbone in eval mode (dropout/BN statistics never change)."""
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()
-        return self
 
     @property
     def embed_dim(self) -> int:

@@ -11,17 +11,17 @@ from typing import Any
 
 import timm
 import torch
-from torch import nn
 from torchvision import transforms as tv
 
 from ramlico.data.preprocess import ConvertRGB, ImagePreprocess
+from ramlico.utils.frozen import FrozenModule
 
 __all__ = ["TimmBackbone"]
 
 Tensor = torch.Tensor
 
 
-class TimmBackbone(nn.Module):
+class TimmBackbone(FrozenModule):
     """A timm model used as an image encoder.
 
     Args:
@@ -57,16 +57,8 @@ class TimmBackbone(nn.Module):
                 "a local file: pretrained=/path/to/model.safetensors (see README)."
             ) from exc
         self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
-        self.frozen = freeze
         if freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> TimmBackbone:
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()
-        return self
+            self.freeze()
 
     def preprocess(self) -> ImagePreprocess:
         """The model's own evaluation transform (``timm.data.create_transform``).

@@ -14,11 +14,12 @@ ViT token maps ``(B, L, D)`` are reshaped to ``(B, D, h, w)`` after dropping pre
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from ramlico.explain.heatmaps import patch_grid
 
 __all__ = ["CAM_METHODS", "SaliencyExplainer"]
 
@@ -43,11 +44,7 @@ class _TokenGrid:
     def __call__(self, x: Tensor) -> Tensor:
         if x.dim() == 4:
             return x
-        tokens = x[:, self.num_prefix_tokens :]
-        side = math.isqrt(tokens.shape[1])
-        if side * side != tokens.shape[1]:
-            raise ValueError(f"{tokens.shape[1]} patch tokens do not form a square grid")
-        return tokens.transpose(1, 2).reshape(x.shape[0], x.shape[2], side, side)
+        return patch_grid(x[:, self.num_prefix_tokens :])
 
 
 class SaliencyExplainer:

@@ -1,12 +1,25 @@
 """Shared LightningModule plumbing: evaluation splits, metrics, lean checkpoints, eval-only guard.
 
-Every method subclasses :class:`RamlicoModule` and implements :meth:`predict_scores`
-(``(B, 3, H, W)`` images -> ``(B, C)`` scores over the split's labels). Evaluation runs one
-dataloader per split with the label set of that split, and logs ``{stage}/{split}/{metric}``
-(e.g. ``test/zsl/F1@3``): the datamodule names the test splits in ``eval_splits`` (``"zsl"``,
-``"gzsl"``; ``"seen"`` for a closed-set label space) and the validation splits in ``val_splits``
-(``["seen"]`` / ``["val"]`` for a held-out part of the training data, ``[]`` without one). The
-datamodule is read through its typed interface only (:class:`ramlico.data.RamlicoDataModule`).
+Scoring contract. Every method subclasses :class:`RamlicoModule` and scores any label list::
+
+    scores(images (B, 3, H, W), label_names [C]) -> (B, C)            ranking scores
+    label_scores(images, label_names, evidence=True) -> LabelScores    + logits, region evidence
+
+``scores`` is what metrics rank (mAP, P/R/F1@k, top-k). ``label_scores`` adds the per-label
+``logits`` that calibration turns into probabilities (label-count independent, see each method)
+and, where a method has it, region evidence: one non-negative heatmap per label on the model's
+patch grid, ``(B, C, h, w)`` (RAM: the OT plan's label columns; CLIP zero-shot: patch-label
+similarities; LICO: Grad-CAM saliency). RAM, CLIP zero-shot, CLIP-Adapter and LICO implement the
+contract; methods that score a named split only (LaZSL, OTFusion: ``predict_scores(images,
+split)``) are scored through it by registering the label list as a split.
+
+Evaluation runs one dataloader per split with the label set of that split, and logs
+``{stage}/{split}/{metric}`` (e.g. ``test/zsl/F1@3``): the datamodule names the test splits in
+``eval_splits`` (``"zsl"``, ``"gzsl"``; ``"seen"`` for a closed-set label space) and the
+validation splits in ``val_splits`` (``["seen"]`` / ``["val"]`` for a held-out part of the
+training data, ``[]`` without one); it is read through its typed interface only
+(:class:`ramlico.data.RamlicoDataModule`). ``validation_step``/``test_step`` return each batch's
+scores, so callbacks (calibration, prediction writers) read them without a second forward.
 
 Checkpoints hold only what cannot be rebuilt: trainable parameters and the persistent buffers of
 non-frozen modules, plus the resolved run config and the label names (key ``"ramlico"``). Frozen
@@ -15,8 +28,10 @@ backbones are rebuilt from their config (hub tag, local file or seeded random in
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import hashlib
+from abc import ABC
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import lightning as L
@@ -28,11 +43,30 @@ from ramlico.data.base import RamlicoDataModule
 from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
+from ramlico.utils.frozen import frozen_submodules
 
-__all__ = ["RamlicoModule", "adapt_ks"]
+__all__ = ["LabelScores", "RamlicoModule", "adapt_ks"]
 
 log = get_logger(__name__)
 Tensor = torch.Tensor
+
+
+@dataclass
+class LabelScores:
+    """What a method says about ``C`` labels of ``B`` images (:meth:`RamlicoModule.label_scores`).
+
+    Attributes:
+        scores: ``(B, C)`` ranking scores (the method's own output; what metrics rank).
+        logits: ``(B, C)`` per-label logits that do not depend on the other labels in the list;
+            calibration maps them to probabilities ``sigmoid(a * logit + b)``.
+        heatmaps: ``(B, C, h, w)`` non-negative region evidence on the model's grid, or ``None``.
+        panels: per image, an optional explanation picture (LaZSL's descriptor/crop panel).
+    """
+
+    scores: Tensor
+    logits: Tensor
+    heatmaps: Tensor | None = None
+    panels: list[Any] | None = None
 
 
 def adapt_ks(ks: Sequence[int], n_labels: int, split: str, task: str = "multilabel") -> list[int]:
@@ -84,6 +118,20 @@ class RamlicoModule(L.LightningModule, ABC):
         self.metrics = nn.ModuleDict()
         self.task = "multilabel"
         self._updated: set[str] = set()
+        #: Probability calibration and tag thresholds (``ramlico.predict.calibration``) fitted on
+        #: a validation split; travels in the checkpoint (``ckpt["ramlico"]["calibration"]``).
+        self.calibration: dict[str, Any] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = (cls.scores is not RamlicoModule.scores) or (
+            cls.predict_scores is not RamlicoModule.predict_scores
+        )
+        if not own:
+            raise TypeError(
+                f"{cls.__name__} must implement scores(images, label_names) (or the split-keyed "
+                "predict_scores(images, split))"
+            )
 
     # ----------------------------------------------------------------- label sets and metrics
     @property
@@ -105,6 +153,10 @@ class RamlicoModule(L.LightningModule, ABC):
                 f"{type(self).__name__} needs a ramlico datamodule (a ramlico.data."
                 "RamlicoDataModule); pass datamodule=... to the Trainer"
             )
+        if stage == "predict":  # a label list to tag with; the trained label sets stay
+            self.label_names["predict"] = list(dm.label_names("predict"))
+            self.predict_evidence = bool(getattr(dm, "evidence", True))
+            return
         self.eval_splits = list(dm.eval_splits)
         self.val_splits = list(dm.val_splits)
         splits = list(dict.fromkeys([*self.eval_splits, *self.val_splits]))
@@ -130,20 +182,52 @@ class RamlicoModule(L.LightningModule, ABC):
     def on_label_sets_ready(self) -> None:
         """Hook: the label names of every split are known (build text classifiers here)."""
 
+    # ----------------------------------------------------------------- the scoring contract
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, 3, H, W)`` normalised images -> ``(B, C)`` scores over ``label_names``.
+
+        Methods override this. The default serves split-keyed methods (``predict_scores`` only):
+        the label list is registered as a split named after its content and scored as such.
+        """
+        names = list(label_names)
+        digest = hashlib.sha1("\x1f".join(names).encode()).hexdigest()[:12]
+        split = f"labels-{digest}"
+        self.label_names.setdefault(split, names)
+        return self.predict_scores(images, split)
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """Scores, calibration logits and (``evidence=True``, if the method has it) heatmaps.
+
+        The default has no region evidence and uses the scores as logits.
+        """
+        s = self.scores(images, label_names)
+        return LabelScores(scores=s, logits=s)
+
     def eval_transform(self) -> Any:
         """The model's own evaluation preprocessing (decoded PIL image -> model input), or
         ``None`` to keep the datamodule's. Datamodules with ``uses_model_transform`` (single-label
         classification) adopt it in :meth:`setup`; zero-shot methods return their backbone's."""
         return None
 
-    @abstractmethod
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         """``(B, 3, H, W)`` images -> ``(B, C)`` scores over ``self.label_names[split]``."""
+        return self.scores(images, self.label_names[split])
 
-    def _eval_step(self, batch: Any, dataloader_idx: int, splits: Sequence[str]) -> None:
+    def split_scores(self, images: Tensor, split: str) -> LabelScores:
+        """:class:`LabelScores` (no evidence) over the labels of evaluation split ``split``."""
+        if type(self).predict_scores is not RamlicoModule.predict_scores:
+            s = self.predict_scores(images, split)  # split-keyed method (LaZSL, OTFusion)
+            return LabelScores(scores=s, logits=s)
+        with torch.no_grad():
+            return self.label_scores(images, self.label_names[split], evidence=False)
+
+    def _eval_step(self, batch: Any, dataloader_idx: int, splits: Sequence[str]) -> dict:
         images, targets = batch[0], batch[1]
         split = splits[dataloader_idx]
-        scores = self.predict_scores(images, split)
+        out = self.split_scores(images, split)
+        scores = out.scores
         expected = (
             targets.shape if self.task == "multilabel" else (*targets.shape, scores.shape[-1])
         )
@@ -153,6 +237,8 @@ class RamlicoModule(L.LightningModule, ABC):
             )
         self.metrics[split].update(scores.float(), targets)
         self._updated.add(split)
+        return {"split": split, "scores": scores.detach(), "logits": out.logits.detach(),
+                "targets": targets}  # fmt: skip
 
     def _eval_epoch_end(self, stage: str, splits: Sequence[str]) -> None:
         for split in splits:
@@ -167,11 +253,18 @@ class RamlicoModule(L.LightningModule, ABC):
             metric.reset()
         self._updated = set()
 
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx, self.val_splits)
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """``(images, index)`` -> ``{"index", "out": LabelScores}`` over the predict labels."""
+        images, index = batch[0], batch[1]
+        evidence = getattr(self, "predict_evidence", True)
+        out = self.label_scores(images, self.label_names["predict"], evidence=evidence)
+        return {"index": index, "out": out}
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx, self.eval_splits)
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self._eval_step(batch, dataloader_idx, self.val_splits)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self._eval_step(batch, dataloader_idx, self.eval_splits)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val", self.val_splits)
@@ -194,12 +287,9 @@ class RamlicoModule(L.LightningModule, ABC):
 
     # ----------------------------------------------------------------- lean checkpoints
     def frozen_prefixes(self) -> list[str]:
-        """State-dict prefixes of frozen submodules (those with ``frozen = True``)."""
-        return [
-            f"{name}."
-            for name, mod in self.named_modules()
-            if name and getattr(mod, "frozen", False)
-        ]
+        """State-dict prefixes of the frozen submodules (:class:`ramlico.utils.frozen.
+        FrozenModule` after ``freeze()``): rebuilt from config, not stored."""
+        return [f"{name}." for name in frozen_submodules(self)]
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """Trainable parameters and persistent buffers outside frozen submodules."""
@@ -222,6 +312,7 @@ class RamlicoModule(L.LightningModule, ABC):
             "launch": self.launch,
             "label_names": self.label_names,
             "frozen_prefixes": self.frozen_prefixes(),
+            "calibration": self.calibration,
         }
         # Global random states (dropout, random masks): a resumed fit continues the same stream.
         checkpoint["rng_states"] = get_rng_states()
@@ -237,6 +328,7 @@ class RamlicoModule(L.LightningModule, ABC):
         unexpected = sorted(set(checkpoint["state_dict"]) - set(self.state_dict()))
         if unexpected:
             raise KeyError(f"checkpoint has tensors this model lacks: {unexpected[:5]}")
+        self.calibration = (checkpoint.get("ramlico") or {}).get("calibration")
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
         if fitting and "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])

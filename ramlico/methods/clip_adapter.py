@@ -20,7 +20,7 @@ from torch import nn
 
 from ramlico.backbones import CLIPBackbone
 from ramlico.methods.base import RamlicoModule
-from ramlico.modules import ResidualAdapter, TextClassifierCache
+from ramlico.modules import ResidualAdapter, TextFeatureCache
 from ramlico.utils.optim import check_factory
 
 __all__ = ["CLIPAdapter"]
@@ -63,18 +63,16 @@ class CLIPAdapter(RamlicoModule):
         self.adapter = ResidualAdapter(backbone.embed_dim, reduction=reduction, alpha=alpha)
         self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
         self.bias = nn.Parameter(torch.zeros(()))
-        self.text = TextClassifierCache(backbone, templates)
+        self.templates = TextFeatureCache.check_templates(templates)
+        self.text = TextFeatureCache(backbone)
 
-    def scores(self, images: Tensor, names: Sequence[str]) -> Tensor:
-        """``(B, 3, H, W)`` -> ``(B, C)`` logits over ``names``."""
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, 3, H, W)`` -> ``(B, C)`` BCE logits over ``label_names`` (no region evidence)."""
         with torch.no_grad():
             image = self.backbone.embed_image(images)
         z = F.normalize(self.adapter(image.float()), dim=-1)
-        weights = self.text.get(names, self.device).to(z.dtype)
+        weights = self.text.classifier(label_names, self.templates, self.device).to(z.dtype)
         return self.log_scale.exp() * z @ weights + self.bias
-
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
-        return self.scores(images, self.label_names[split])
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, targets = batch[0], batch[1]

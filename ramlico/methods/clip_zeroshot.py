@@ -3,6 +3,10 @@
 ``score_ic = logit_scale * <x_i / |x_i|, w_c>`` with ``w_c`` the normalised mean of the unit
 text embeddings of label ``c`` under the prompt templates (open_clip's
 ``build_zero_shot_classifier``). Evaluation only: no parameter is trained.
+
+Region evidence: the projected patch tokens ``z_n`` of the last block (``ln_post`` + ``proj``,
+the MaskCLIP convention) against the same classifier, ``H_c = softmax_n(logit_scale <z_n/|z_n|,
+w_c>)`` on the patch grid (each map sums to 1 over the patches).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ramlico.backbones import CLIPBackbone
-from ramlico.methods.base import RamlicoModule
-from ramlico.modules import TextClassifierCache
+from ramlico.explain.heatmaps import patch_grid
+from ramlico.methods.base import LabelScores, RamlicoModule
+from ramlico.modules import TextFeatureCache
 
 __all__ = ["CLIPZeroShot"]
 
@@ -42,13 +47,31 @@ class CLIPZeroShot(RamlicoModule):
         super().__init__(ks=ks)
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
-        self.text = TextClassifierCache(backbone, templates)
+        self.templates = TextFeatureCache.check_templates(templates)
+        self.text = TextFeatureCache(backbone)
 
     def eval_transform(self) -> Any:
         """The backbone's own preprocessing (adopted by single-label classification data)."""
         return self.backbone.preprocess()
 
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, C)`` logits ``logit_scale * cos(image, w_c)`` (label-count independent)."""
         image = F.normalize(self.backbone.embed_image(images), dim=-1)
-        weights = self.text.get(self.label_names[split], self.device).to(image.dtype)
+        weights = self.text.classifier(label_names, self.templates, self.device)
+        weights = weights.to(image.dtype)
         return self.backbone.logit_scale * image @ weights
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        if not evidence:
+            return super().label_scores(images, label_names, evidence=False)
+        feats = self.backbone.encode_image(images)
+        weights = self.text.classifier(label_names, self.templates, self.device)
+        scale = self.backbone.logit_scale
+        image = F.normalize(feats.global_embed, dim=-1)
+        scores = scale * image @ weights.to(image.dtype)
+        patches = F.normalize(feats.patch_tokens[self.backbone.patch_layers[-1]], dim=-1)
+        dense = scale * patches @ weights.to(patches.dtype)  # (B, N, C)
+        heatmaps = patch_grid(torch.softmax(dense.float(), dim=1))
+        return LabelScores(scores=scores, logits=scores, heatmaps=heatmaps)

@@ -22,6 +22,7 @@ the original images may pass normalised ``(B, 3, H, W)`` tensors; crops then com
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,8 @@ from torchvision.ops import roi_align
 from ramlico.backbones import CLIPBackbone
 from ramlico.data.image_folder import decode_image
 from ramlico.data.preprocess import ImagePreprocess
-from ramlico.methods.base import RamlicoModule
+from ramlico.methods.base import LabelScores, RamlicoModule
+from ramlico.modules import TextFeatureCache
 from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import all_gather_objects
@@ -48,7 +50,6 @@ from ramlico.zeroshot import (
     lazsl_scores,
     load_descriptors,
     mean_text_classifier,
-    pad_descriptor_embeddings,
     sample_crops,
 )
 from ramlico.zeroshot.baselines import cupl_sentences, load_word_list, waffle_texts
@@ -164,8 +165,7 @@ class LaZSL(RamlicoModule):
         self.solver = SolverOptions.build(solver, LAZSL_SOLVER)
         self.descriptors = load_descriptors(resolve_descriptors_file(descriptors_file))
         self.words = load_word_list(waffle_word_list) if waffle_word_list else None
-        self._desc_cache: dict[str, tuple[Tensor, Tensor]] = {}
-        self._text_cache: dict[str, tuple[Tensor, Tensor]] = {}
+        self.text = TextFeatureCache(backbone)  # descriptor / baseline sentence embeddings
         self._pre: ImagePreprocess | None = None
         self._batch_labels: Tensor | None = None
         self._batch_index: Tensor | None = None
@@ -303,14 +303,9 @@ class LaZSL(RamlicoModule):
 
     def descriptor_embeddings(self, split: str) -> tuple[Tensor, Tensor]:
         """``(K, M_max, D)`` unit descriptor embeddings and ``(K, M_max)`` mask of ``split``."""
-        if split not in self._desc_cache:
-            texts = self.descriptor_sentences(split)
-            with torch.no_grad():
-                embs = [self.backbone.encode_text(self.backbone.tokenize(t), normalize=True)
-                        for t in texts]  # fmt: skip
-            feats, mask = pad_descriptor_embeddings(embs)
-            self._desc_cache[split] = (feats.to(self.device), mask.to(self.device))
-        return self._desc_cache[split]
+        sentences = functools.partial(self.descriptor_sentences, split)  # read on first use
+        return self.text.sentence_sets("descriptors", self.label_names[split], sentences,
+                                       self.device)  # fmt: skip
 
     def _encode_views(self, pixels: Tensor) -> Tensor:
         """uint8 ``(..., 3, S, S)`` views -> unit embeddings ``(..., D)``, in ``crop_batch``
@@ -374,13 +369,31 @@ class LaZSL(RamlicoModule):
 
     def baseline_embeddings(self, split: str) -> tuple[Tensor, Tensor]:
         """``(K, M_max, D)`` unit embeddings of :meth:`baseline_sentences` and their mask."""
-        if split not in self._text_cache:
-            with torch.no_grad():
-                embs = [self.backbone.encode_text(self.backbone.tokenize(t), normalize=True)
-                        for t in self.baseline_sentences(split)]  # fmt: skip
-            feats, mask = pad_descriptor_embeddings(embs)
-            self._text_cache[split] = (feats.to(self.device), mask.to(self.device))
-        return self._text_cache[split]
+        sentences = functools.partial(self.baseline_sentences, split)  # read on first use
+        return self.text.sentence_sets(self.hparams.method, self.label_names[split], sentences,
+                                       self.device)  # fmt: skip
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """Scores and, with ``evidence``, each image's descriptor / crop panel of its top class
+        (images with index below ``explain_images``; ``None`` for the others). The index is the
+        batch's dataset index under ``trainer.predict``, else the position in the batch."""
+        before, index = len(self.panels), self._batch_index
+        scores = self.scores(images, label_names)
+        panels = None
+        if evidence:
+            made = dict(self.panels[before:])
+            where = index.tolist() if index is not None else range(scores.shape[0])
+            panels = [made.get(int(i)) for i in where]
+        return LabelScores(scores=scores, logits=scores, panels=panels)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        self._batch_index = batch[1]  # dataset indices: crop seeds and explained images
+        try:
+            return super().predict_step(batch, batch_idx, dataloader_idx)
+        finally:
+            self._batch_index = None
 
     def predict_scores(self, images: Tensor | LaZSLViews, split: str) -> Tensor:
         """``(B, K)`` scores over ``label_names[split]``.

@@ -17,7 +17,7 @@ CE baseline is the same module with ``lico.enabled=false``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from torch import nn
 from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.backbones import cifar_wrn as _cifar_wrn  # noqa: F401  (registers wrn28_*_cifar in timm)
 from ramlico.losses.lico import LICO_SOLVER, ManifoldMatchingLoss, ot_alignment_loss, plan_entropy
-from ramlico.methods.base import RamlicoModule
+from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules.mapping import MappingMLP
 from ramlico.modules.prompt_learner import LICOPromptLearner
 from ramlico.ot import SolverOptions
@@ -246,6 +246,7 @@ class LICOModule(RamlicoModule):
         MLP ``h_psi[512, d']`` with ``d'`` read from a dummy forward, and the MM temperature.
         """
         self.classifier.set_num_classes(len(class_names))
+        self.label_names.setdefault("train", list(class_names))
         if not (with_text and self.hp.enabled) or self.lico_train is not None:
             return
         hp = self.hp
@@ -285,12 +286,44 @@ class LICOModule(RamlicoModule):
         return self.classifier
 
     # ---------------------------------------------------------------- steps
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
-        return self.export()(images)
+    def class_indices(self, label_names: Sequence[str]) -> list[int]:
+        """Head rows of ``label_names`` (a closed-set classifier scores its trained classes)."""
+        known = {n: i for i, n in enumerate(self.label_names.get("train", []))}
+        missing = [n for n in label_names if n not in known]
+        if missing:
+            raise ValueError(
+                f"LICO is a closed-set classifier; labels {missing[:10]} are not among its "
+                f"{len(known)} trained classes (e.g. {list(known)[:5]}); pass trained class names"
+            )
+        return [known[n] for n in label_names]
 
-    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.export()(images)
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, C)`` classifier logits of ``label_names`` (rows of the linear head)."""
+        logits = self.export()(images)
+        return logits[:, self.class_indices(label_names)]
+
+    def label_scores(
+        self, images: Tensor, label_names: Sequence[str], evidence: bool = True
+    ) -> LabelScores:
+        """Logits and, with ``evidence``, one Grad-CAM map per label ``(B, C, H, W)`` in [0, 1].
+
+        Grad-CAM targets each requested class in turn (one backward pass per label) at the
+        classifier's ``feature_tap`` (the tap of docs/lico.md); maps are at the input resolution.
+        """
+        with torch.no_grad():
+            logits = self.scores(images, label_names)
+        if not evidence:
+            return LabelScores(scores=logits, logits=logits)
+        from ramlico.explain import SaliencyExplainer
+
+        explainer = SaliencyExplainer(self.export(), "gradcam")
+        maps = []
+        with torch.inference_mode(False), torch.enable_grad():
+            x = images.clone()
+            for c in self.class_indices(label_names):
+                maps.append(explainer(x, [c] * x.shape[0]))
+        heatmaps = torch.stack(maps, dim=1).to(images.device)  # (B, C, H, W)
+        return LabelScores(scores=logits, logits=logits, heatmaps=heatmaps)
 
     def lico_losses(self, maps: Tensor, pooled: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """MM and OT losses of one batch (docs/lico.md, "Manifold matching", "OT loss").

@@ -31,7 +31,7 @@ from torch import nn
 from ramlico.backbones import CLIPBackbone, TimmBackbone
 from ramlico.methods.base import RamlicoModule
 from ramlico.metrics.functional import topk_accuracy
-from ramlico.modules import TextClassifierCache
+from ramlico.modules import TextFeatureCache
 from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
 from ramlico.utils.distributed import all_gather_rows
@@ -119,7 +119,8 @@ class OTFusion(RamlicoModule):
         self.solver = SolverOptions.build(solver, OTFUSION_SOLVER)
         self.clip = clip
         self.dino = dino
-        self.text = TextClassifierCache(clip, templates)
+        self.templates = TextFeatureCache.check_templates(templates)
+        self.text = TextFeatureCache(clip)
         _check_fusion_options(fusion_kwargs)
         self.fusion_kwargs = dict(fusion_kwargs)
         if dino is None:
@@ -136,7 +137,8 @@ class OTFusion(RamlicoModule):
     def predict_scores(self, images: Tensor, split: str) -> Tensor:
         """Inductive CLIP zero-shot scores (the prior); OTFusion itself needs the whole split."""
         image = F.normalize(self.clip.embed_image(images), dim=-1)
-        return image @ self.text.get(self.label_names[split], self.device).to(image.dtype)
+        weights = self.text.classifier(self.label_names[split], self.templates, self.device)
+        return image @ weights.to(image.dtype)
 
     # ----------------------------------------------------------------- feature cache
     def cache_key(self, split: str, batch_size: int | None) -> dict[str, Any]:
@@ -241,13 +243,13 @@ class OTFusion(RamlicoModule):
             )
             order = index.argsort() if bool((index >= 0).all()) else torch.arange(len(index))
             order = order.to(clip_all.device)
-            text = self.text.get(names, self.device).T
+            text = self.text.classifier(names, self.templates, self.device).T
             return clip_all[order], dino_all[order], y[order], text
         feats = cache.load_all()
         if cache.has("text"):
             text = cache.load("text")["text"]
         else:
-            text = self.text.get(names, self.device).T
+            text = self.text.classifier(names, self.templates, self.device).T
             cache.save("text", {"text": text})
         dev = self.device
         return feats["clip"].to(dev), feats["dino"].to(dev), feats["labels"].to(dev), text.to(dev)

@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ramlico.backbones import CLIPBackbone
+from ramlico.explain.heatmaps import patch_grid
 from ramlico.losses import mmc_loss
-from ramlico.methods.base import RamlicoModule
-from ramlico.modules import TextClassifierCache
+from ramlico.methods.base import LabelScores, RamlicoModule
+from ramlico.modules import TextFeatureCache
 from ramlico.modules.deep_prompts import DeepPromptTextEncoder
 from ramlico.modules.kcot import KCOTConfig, kcot_plan, teacher_plan
 from ramlico.modules.ladder import LadderLocalAdapter, LadderOutput
@@ -135,9 +136,10 @@ class RAM(RamlicoModule):
         self.scheduler_factory = scheduler
         self.template = template
         self.mmc_per_sample = mmc_per_sample
-        self._tokens: dict[tuple[str, ...], Tensor] = {}
-        self.teacher_text = TextClassifierCache(backbone, (template,))
-        self._eval_text: dict[tuple[str, ...], Tensor] = {}
+        # label-prompt token ids, the frozen teacher's classifiers and (kind "prompted") the
+        # prompted label features of evaluation, which change with the prompts
+        self.text = TextFeatureCache(backbone)
+        self.teacher_templates = TextFeatureCache.check_templates((template,))
 
     @staticmethod
     def _check_optimizer(
@@ -164,10 +166,10 @@ class RAM(RamlicoModule):
     # ------------------------------------------------------------------ text side
     def _label_tokens(self, names: Sequence[str]) -> Tensor:
         """``(C, 77)`` CPU token ids of the label prompts (cached; kept on the CPU, sync-free)."""
-        key = tuple(names)
-        if key not in self._tokens:
-            self._tokens[key] = self.backbone.tokenize([self.template.format(n) for n in names])
-        return self._tokens[key]
+        return self.text.get(
+            ("tokens", tuple(names)),
+            lambda: self.backbone.tokenize([self.template.format(n) for n in names]),
+        )
 
     def label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` un-normalised label features of the prompted text tower (with gradient)."""
@@ -175,7 +177,7 @@ class RAM(RamlicoModule):
 
     def teacher_label_features(self, names: Sequence[str]) -> Tensor:
         """``(C, D)`` unit features of the frozen, prompt-free text tower (cached per label set)."""
-        return self.teacher_text.get(names, self.device).t().float()
+        return self.text.classifier(names, self.teacher_templates, self.device).t().float()
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -184,10 +186,13 @@ class RAM(RamlicoModule):
         names: Sequence[str],
         targets: Tensor | None = None,
         text: Tensor | None = None,
+        kcot: KCOTConfig | None = None,
     ) -> RAMOutput:
         """Logits and plan for ``images`` ``(B, 3, H, W)`` over the labels ``names``.
 
         With ``targets`` ``(B, C)`` (training) the teacher plan enters KCOT (if enabled).
+        ``text`` ``(C, D)`` replaces the label features (cached); ``kcot`` the KCOT settings
+        (e.g. a fixed iteration count for export).
 
         Returns:
             :class:`RAMOutput` with ``s_glb``, ``s_loc`` ``(B, C)``, ``similarity`` and ``plan``
@@ -215,7 +220,7 @@ class RAM(RamlicoModule):
                         st, targets, scale=self.kcot.scale, sharpen=self.kcot.sharpen,
                         fill=self.kcot.fill,
                     )  # fmt: skip
-            plan = kcot_plan(sim, self.kcot, prior)
+            plan = kcot_plan(sim, kcot or self.kcot, prior)
             s_loc = (plan * sim).sum(dim=1) / self.tau_loc
             scores = 0.5 * (torch.softmax(s_glb, dim=-1) + torch.softmax(s_loc, dim=-1))
         return RAMOutput(
@@ -227,36 +232,71 @@ class RAM(RamlicoModule):
             teacher_plan=prior,
         )
 
-    def predict_scores(self, images: Tensor, split: str) -> Tensor:
-        names = self.label_names[split]
-        key = tuple(names)
-        text = self._eval_text.get(key)
-        if text is None:
-            with torch.no_grad():
-                text = self.label_features(names)
-            self._eval_text[key] = text
+    def eval_label_features(self, names: Sequence[str]) -> Tensor:
+        """``(C, D)`` prompted label features without gradient, cached per label list.
+
+        The cache kind ``"prompted"`` is emptied whenever the prompts may change (training,
+        loading, EMA swaps).
+        """
         with torch.no_grad():
-            return self(images, names, text=text)["scores"]
+            return self.text.get(("prompted", str(self.device), tuple(names)),
+                                 lambda: self.label_features(names))  # fmt: skip
+
+    def label_scores(
+        self,
+        images: Tensor,
+        label_names: Sequence[str],
+        evidence: bool = True,
+        kcot: KCOTConfig | None = None,
+    ) -> LabelScores:
+        """RAM's inference score, its per-label logit and the OT plan as region evidence.
+
+        ``kcot`` replaces the KCOT settings (the ONNX export uses a fixed iteration count).
+
+        * ``scores`` = ``(softmax_C(s_glb) + softmax_C(s_loc)) / 2`` (docs/ram.md, "Scores and
+          loss");
+        * ``logits`` = ``(s_glb + (C / C_train) s_loc) / 2``: the mean of the global logit and
+          the local logit brought to the training label count ``C_train`` (the plan's columns
+          carry ``1/C``, so ``s_loc`` scales with ``1/C``, docs/ram.md). MMC trains these
+          logits with one softmax over every image-label pair of a batch, so they rank pairs
+          across images, which the per-image softmax of ``scores`` cannot; calibration maps
+          them to probabilities;
+        * ``heatmaps`` = ``C T[:, :, c]`` on the ``h x w`` patch grid: where label ``c``'s mass
+          went (each map sums to 1 over the patches).
+        """
+        names = list(label_names)
+        text = self.eval_label_features(names)
+        with torch.no_grad():
+            out = self(images, names, text=text, kcot=kcot)
+        n_labels = len(names)
+        n_train = len(self.label_names.get("train") or names)
+        logits = 0.5 * (out["s_glb"] + out["s_loc"] * (n_labels / n_train))
+        heatmaps = patch_grid(out["plan"] * n_labels) if evidence else None
+        return LabelScores(scores=out["scores"], logits=logits, heatmaps=heatmaps)
+
+    def scores(self, images: Tensor, label_names: Sequence[str]) -> Tensor:
+        """``(B, C)`` RAM inference scores over ``label_names`` (no gradient)."""
+        return self.label_scores(images, label_names, evidence=False).scores
 
     # The cached label features depend on the prompts: they change in training, are loaded from
     # a checkpoint, or are swapped for their average by the EMA callback (whose *_start hooks run
     # before these).
     def on_validation_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_validation_end(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_test_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     def on_test_end(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, targets = batch[0], batch[1]
-        self._eval_text.clear()
+        self.text.clear("prompted")
         out = self(images, self.label_names["train"], targets=targets)
         loss_glb = mmc_loss(out["s_glb"], targets, per_sample=self.mmc_per_sample)
         loss_loc = mmc_loss(out["s_loc"], targets, per_sample=self.mmc_per_sample)
@@ -277,7 +317,7 @@ class RAM(RamlicoModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._eval_text.clear()
+        self.text.clear("prompted")
         for group in self.optimizers().param_groups:  # constant within the epoch, on every rank
             self.log(f"lr/{group['name']}", group["lr"], sync_dist=True)
 

@@ -1,6 +1,7 @@
-"""Reusable nn blocks shared by the methods (adapters, text classifiers, prompt learners)."""
+"""Reusable nn blocks shared by the methods (adapters, prompt learners) and the text-feature
+cache."""
 
 from ramlico.modules.adapter import ResidualAdapter
-from ramlico.modules.text_classifier import TextClassifierCache
+from ramlico.modules.text_cache import TextFeatureCache
 
-__all__ = ["ResidualAdapter", "TextClassifierCache"]
+__all__ = ["ResidualAdapter", "TextFeatureCache"]

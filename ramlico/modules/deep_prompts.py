@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ramlico.modules.layers import LayerSpec, resolve_layers
+from ramlico.modules.text_cache import TextFeatureCache
 from ramlico.modules.text_tower import FrozenCLIPTextTower
 
 __all__ = ["DeepPromptTextEncoder"]
@@ -61,7 +62,7 @@ class DeepPromptTextEncoder(nn.Module):
             {str(i): nn.Parameter(torch.randn(prompt_len, width) * prompt_std) for i in layers}
         )
         self.first_prompted = min(layers) if layers else n_blocks
-        self._prefix_cache: dict[tuple, Tensor] = {}
+        self.prefix_cache = TextFeatureCache(max_entries=8)
 
     def _prefix(self, tower: FrozenCLIPTextTower, ids: Tensor, length: int) -> Tensor:
         """Frozen blocks before the first prompted block (no gradient), cached per token set.
@@ -79,27 +80,26 @@ class DeepPromptTextEncoder(nn.Module):
             else None
         )
         key = (
-            device,
+            "prefix",
+            str(device),
             weight.dtype,
             autocast,
             length,
-            ids.shape,
+            tuple(ids.shape),
             hash(ids.numpy().tobytes()),
         )
-        cached = self._prefix_cache.get(key)
-        if cached is not None:
-            return cached
-        with torch.no_grad():
-            cast = tower.transformer.get_cast_dtype()
-            x = tower.token_embedding(ids[:, :length].to(device)).to(cast)
-            x = x + tower.positional_embedding[:length].to(cast)
-            mask = tower.causal_mask(length)
-            for i in range(self.first_prompted):
-                x = tower.transformer.resblocks[i](x, attn_mask=mask)
-        if len(self._prefix_cache) > 8:
-            self._prefix_cache.clear()
-        self._prefix_cache[key] = x
-        return x
+
+        def compute() -> Tensor:
+            with torch.no_grad():
+                cast = tower.transformer.get_cast_dtype()
+                x = tower.token_embedding(ids[:, :length].to(device)).to(cast)
+                x = x + tower.positional_embedding[:length].to(cast)
+                mask = tower.causal_mask(length)
+                for i in range(self.first_prompted):
+                    x = tower.transformer.resblocks[i](x, attn_mask=mask)
+            return x
+
+        return self.prefix_cache.get(key, compute)
 
     def forward(self, tower: FrozenCLIPTextTower, tokens: Tensor) -> Tensor:
         """Label features with prompts.

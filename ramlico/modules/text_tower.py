@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from ramlico.backbones import CLIPBackbone
+from ramlico.utils.frozen import FrozenModule
 
 __all__ = ["FrozenCLIPTextTower"]
 
 Tensor = torch.Tensor
 
 
-class FrozenCLIPTextTower(nn.Module):
+class FrozenCLIPTextTower(FrozenModule):
     """The text side of an open_clip model, frozen: embeddings, transformer, final LN, projection.
 
     Args:
@@ -25,8 +26,6 @@ class FrozenCLIPTextTower(nn.Module):
     Raises:
         ValueError: the model does not pool text at the EOT (argmax) token.
     """
-
-    frozen = True  # RamlicoModule leaves frozen submodules out of checkpoints
 
     def __init__(self, clip: CLIPBackbone) -> None:
         super().__init__()
@@ -43,8 +42,7 @@ class FrozenCLIPTextTower(nn.Module):
         self.ln_final = model.ln_final
         self.text_projection = model.text_projection
         self.register_buffer("attn_mask", model.attn_mask, persistent=False)
-        self.requires_grad_(False)
-        self.eval()
+        self.freeze()  # no gradients, eval mode, left out of checkpoints
 
     @property
     def width(self) -> int:
@@ -54,10 +52,6 @@ class FrozenCLIPTextTower(nn.Module):
     def embed_dim(self) -> int:
         proj = self.text_projection
         return int(proj.out_features if isinstance(proj, nn.Linear) else proj.shape[-1])
-
-    def train(self, mode: bool = True) -> FrozenCLIPTextTower:
-        """Stay in eval mode (the tower is frozen)."""
-        return super().train(False)
 
     def causal_mask(self, length: int) -> Tensor | None:
         """The ``(length, length)`` causal mask (``length <= 77``), or ``None`` if unmasked."""

@@ -22,6 +22,7 @@ from ramlico.utils.options import Options
 __all__ = ["SolverOptions"]
 
 _ORDERS = ("rows_first", "cols_first")
+_METHODS = ("auto", "log")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class SolverOptions(Options):
         stop_metric: one of ``ramlico.ot.stopping.STOP_METRICS``.
         stop_rule: ``"per_problem"`` | ``"all"`` | ``"batch_mean"``.
         check_every: iterations between host checks of the stop rule; ``None`` = never sync.
+        method: ``"auto"`` (stabilised scaling domain, log-domain fallback) | ``"log"`` (pure
+            log domain: no data-dependent branch; what the ONNX export of RAM traces).
         fast: the fixed-iteration fast path, ``"auto"`` | ``"off"`` | ``"graph"`` |
             ``"compile"`` (``ramlico.ot.fast``; ``"auto"`` = a CUDA graph for ``tol=None``).
 
@@ -53,6 +56,7 @@ class SolverOptions(Options):
     stop_metric: str = "scaling_l1_mean"
     stop_rule: str = "per_problem"
     check_every: int | None = 10
+    method: str = "auto"
     fast: str = "auto"
 
     def __post_init__(self) -> None:
@@ -72,6 +76,7 @@ class SolverOptions(Options):
             ("order", _ORDERS),
             ("stop_metric", STOP_METRICS),
             ("stop_rule", STOP_RULES),
+            ("method", _METHODS),
             ("fast", FAST_MODES),
         ):
             if getattr(self, name) not in allowed:
@@ -90,5 +95,6 @@ class SolverOptions(Options):
             stop_metric=self.stop_metric,
             stop_rule=self.stop_rule,
             check_every=self.check_every,
+            method=self.method,
             fast=self.fast,
         )

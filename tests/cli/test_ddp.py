@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch.distributed as dist
 from helpers import compose_cfg, shrink
@@ -31,3 +33,14 @@ def test_two_process_evaluation_equals_one_process(tmp_path):
     assert set(one) == set(two) and len(one) == 14  # 7 metrics x (ZSL, GZSL)
     for key, value in one.items():
         assert two[key] == pytest.approx(value, abs=1e-5), key
+    # the per-image predictions and per-label AP files are gathered over ranks: the same files
+    for name in ("predictions_gzsl.jsonl", "predictions_zsl.csv", "per_label_ap_gzsl.csv"):
+        rows1 = (tmp_path / "d1" / "out" / name).read_text().splitlines()
+        rows2 = (tmp_path / "d2" / "out" / name).read_text().splitlines()
+        assert len(rows1) == len(rows2) > 1, name
+        if name.endswith(".jsonl"):
+            for a, b in zip(rows1, rows2, strict=True):
+                ra, rb = json.loads(a), json.loads(b)
+                assert (ra["index"], ra["image"], ra["targets"]) == (rb["index"], rb["image"],
+                                                                     rb["targets"])  # fmt: skip
+                assert [t["label"] for t in ra["top"]] == [t["label"] for t in rb["top"]]

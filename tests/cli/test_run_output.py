@@ -59,6 +59,7 @@ def test_one_summary_line_per_epoch_off_a_terminal(output):
     assert len(lines) == 2
     assert re.search(
         r"epoch 2/2  train/loss [\d.]+  val/seen/F1@3 [\d.]+ .* val/seen/mAP [\d.]+"
+        r"(  val/seen/tag_F1 [\d.]+)?"  # the calibration callback's tag F1
         r"  \(best val/seen/mAP [\d.]+\)  [\d.]+ s$",
         lines[1],
     )

@@ -292,3 +292,28 @@ def test_a_source_of_ones_own_by_import_path_or_registered_name(tmp_path, monkey
     )
     with pytest.raises(ValueError, match="'folder' .* is taken by"):
         register_source("folder")(Squares)
+
+
+def test_the_guides_multilabel_source_example_runs(tmp_path, monkeypatch):
+    """The VOC source of docs/adding_a_method.md, executed as written, on a fake layout."""
+    import re
+
+    from ramlico.data import MultiLabelDataModule
+    from ramlico.data.sources import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", {k: dict(v) for k, v in registry._REGISTRY.items()})
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "adding_a_method.md").read_text()
+    code = re.search(r"```python\n(# ramlico/data/sources/voc.py\n.*?)```", guide, re.S).group(1)
+    exec(compile(code, "voc.py", "exec"), {"__name__": "voc_example"})  # registers "voc"
+    labels = ["cat", "dog", "cow", "sofa", "car"]
+    for name, n in (("trainval", 6), ("test", 4)):
+        rows = ["image,labels"]
+        for i in range(n):
+            _touch(tmp_path / "2007" / f"{name}{i}.png", image=True)
+            rows.append(f"{name}{i}.png,{labels[i % 5]}|{labels[(i + 1) % 5]}")
+        _write(tmp_path / "2007" / f"{name}.csv", "\n".join(rows) + "\n")
+    dm = MultiLabelDataModule(source="voc", root=str(tmp_path), image_size=8, batch_size=2)
+    dm.setup("fit")
+    assert dm.label_names("train") == ["car", "cat", "dog"]  # seen: trained labels minus unseen
+    assert dm.label_names("zsl") == ["cow", "sheep", "sofa", "train", "tvmonitor"]
+    assert dm.eval_splits == ["zsl", "gzsl"] and len(dm.train_dataset) == 6

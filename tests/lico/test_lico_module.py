@@ -90,7 +90,29 @@ def test_export_has_the_baseline_parameter_count_and_the_same_logits(tiny_clip, 
     assert not any("clip" in type(m).__name__.lower() for m in lico.export().modules())
     lico.eval()
     with torch.no_grad():
-        torch.testing.assert_close(lico.export()(batch[0]), lico.predict_scores(batch[0], "test"))
+        torch.testing.assert_close(lico.export()(batch[0]), lico.scores(batch[0], NAMES))
+
+
+def test_scores_pick_the_head_rows_of_the_requested_labels(tiny_clip, batch):
+    lico = make_module(tiny_clip, False).eval()
+    with torch.no_grad():
+        full = lico.export()(batch[0])
+        picked = lico.scores(batch[0], [NAMES[2], NAMES[0]])
+    torch.testing.assert_close(picked, full[:, [2, 0]])
+    with pytest.raises(ValueError, match="closed-set.*'zebra'"):
+        lico.scores(batch[0], ["zebra"])
+
+
+def test_label_scores_give_one_gradcam_map_per_label(tiny_clip, batch):
+    from ramlico.explain import SaliencyExplainer
+
+    lico = make_module(tiny_clip, False).eval()
+    out = lico.label_scores(batch[0], [NAMES[1], NAMES[3]])
+    b, _, h, w = batch[0].shape
+    assert out.heatmaps.shape == (b, 2, h, w)
+    expected = SaliencyExplainer(lico.export(), "gradcam")(batch[0], [3] * b)
+    torch.testing.assert_close(out.heatmaps[:, 1], expected)
+    assert float(out.heatmaps.min()) >= 0.0 and float(out.heatmaps.max()) <= 1.0
 
 
 def test_training_only_tensors_are_dropped_when_loading_without_clip(tiny_clip, batch):

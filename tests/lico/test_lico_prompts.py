@@ -102,7 +102,7 @@ def test_gradients_reach_context_and_mapping_but_not_the_text_tower(tiny_clip):
     assert not pl.text.training  # the frozen tower stays in eval mode
     for k, v in pl.text.state_dict().items():
         assert torch.equal(v, before[k])
-    assert "ctx" in dict(pl.named_parameters()) and pl.text.frozen
+    assert "ctx" in dict(pl.named_parameters()) and pl.text.is_frozen
 
 
 def test_random_frozen_prompts_do_not_train(tiny_clip):

@@ -70,9 +70,9 @@ def test_gradients_reach_the_prompts_only(tiny_clip, tower, tokens):
 def test_the_frozen_prefix_is_cached(tower, tokens):
     enc = DeepPromptTextEncoder(64, 2, prompt_layers=[1], prompt_len=4)
     a = enc(tower, tokens)
-    assert len(enc._prefix_cache) == 1
+    assert len(enc.prefix_cache) == 1
     b = enc(tower, tokens)
-    assert len(enc._prefix_cache) == 1
+    assert len(enc.prefix_cache) == 1
     torch.testing.assert_close(a, b)
 
 
@@ -94,7 +94,7 @@ def test_a_bf16_prefix_is_not_reused_by_an_fp16_call(tower, tokens):
     assert torch.equal(fp16, expected)
     assert torch.equal(plain, fp32)
     assert (bf16.float() - fp16.float()).abs().max() > 0  # the two precisions do differ here
-    assert len(enc._prefix_cache) == 3  # one prefix per (weights dtype, autocast dtype)
+    assert len(enc.prefix_cache) == 3  # one prefix per (weights dtype, autocast dtype)
 
 
 def test_the_prefix_cache_is_keyed_by_the_weights_dtype(tiny_clip, tower, tokens):

@@ -1,0 +1,1 @@
+"""Tag and explain your own images: predictor API, calibration, outputs, gallery, web demo."""

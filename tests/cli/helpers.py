@@ -29,8 +29,36 @@ def compose_cfg(
     return cfg
 
 
-def shrink(cfg: DictConfig, data_dir: Path) -> DictConfig:
-    """Small generated data, no progress bar, CPU."""
+TOY_CLIP = "ramlico-toy-ViT"
+TINY_CLIP = {"model_name": "ramlico-tiny-ViT", "pretrained": None, "init_seed": 0}
+# RAM's block choices on the tiny CLIP's 2 blocks, and the prompt a random text tower separates
+# best (the bare name; "a photo of a {}." maps every label to nearly one direction).
+TINY_RAM = {"template": "{}", "saa_layers": [0, 1], "tss_layers": [1],
+            "visual_prompt_layers": [1], "text_prompt_layers": [1]}  # fmt: skip
+
+
+def tiny_backbones(cfg: DictConfig) -> DictConfig:
+    """Swap the demos' toy CLIP for the tiny random one (fast mechanics tests).
+
+    Every open_clip model of ``cfg.model`` that is the toy CLIP (``backbone``, OTFusion's ``clip``,
+    LICO's ``text_encoder``) becomes ``ramlico-tiny-ViT`` with seeded random weights; RAM gets
+    :data:`TINY_RAM`. Behaviour tests keep the toy CLIP.
+    """
+    with open_dict(cfg):
+        for key in ("backbone", "clip", "text_encoder"):
+            node = cfg.model.get(key)
+            if node is not None and node.get("model_name") == TOY_CLIP:
+                node.update(TINY_CLIP)
+                if key == "backbone" and cfg.model._target_ == "ramlico.methods.RAM":
+                    cfg.model.update(TINY_RAM)
+    return cfg
+
+
+def shrink(cfg: DictConfig, data_dir: Path, tiny: bool = True) -> DictConfig:
+    """Small generated data, no progress bar, CPU; ``tiny``: the tiny random CLIP
+    (:func:`tiny_backbones`)."""
+    if tiny:
+        tiny_backbones(cfg)
     with open_dict(cfg):
         cfg.data.root = str(data_dir)
         cfg.data.generated = {"n_train": 40, "n_test": 40, "image_size": 64, "seed": 0}

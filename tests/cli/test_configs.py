@@ -33,12 +33,27 @@ def test_experiment_composes_with_its_targets_importable(name, root, tmp_path):
         hydra.utils.get_object(target)  # raises if the target does not exist
 
 
-def test_demo_experiments_use_the_tiny_offline_backbone(tmp_path):
-    for name in ("clip_zeroshot_demo", "clip_adapter_demo"):
-        cfg = compose_cfg("train", tmp_path, [f"experiment={name}"])
-        assert cfg.model.backbone.model_name == "ramlico-tiny-ViT"
-        assert cfg.model.backbone.pretrained is None
-        assert cfg.data.source == "generated"
+DEMOS = [
+    "ram_demo",
+    "clip_zeroshot_demo",
+    "clip_adapter_demo",
+    "lazsl_demo",
+    "otfusion_demo",
+    "lico_demo",
+]
+
+
+@pytest.mark.parametrize("name", DEMOS)
+def test_every_demo_runs_on_the_shipped_toy_clip(name, tmp_path):
+    cfg = compose_cfg("train", tmp_path, [f"experiment={name}"])
+    model = cfg.model
+    clip = model.get("backbone") or model.get("clip") or model.get("text_encoder")
+    assert (clip.model_name, clip.pretrained) == ("ramlico-toy-ViT", "toy")  # offline, bundled
+    assert cfg.data.source == "generated"
+    if name in ("lazsl_demo", "otfusion_demo"):
+        assert cfg.data.generated.hard  # the single-label set with distractors and clutter
+    if name == "lazsl_demo":
+        assert model.descriptors_file == "generated_shapes"
 
 
 def test_misspelt_key_fails_with_its_name(tmp_path):

@@ -27,7 +27,7 @@ def test_otfusion_demo_reports_fused_and_clip_accuracy_and_clip_matches_zero_sho
     # OTFusion's CLIP prior is inductive zero-shot CLIP: the same accuracy as the CLIP baseline.
     zero_shot = _run(
         tmp_path / "b",
-        ["model/backbone=clip_tiny", "data=classification_generated", "trainer=cpu"],
+        ["model/backbone=clip_toy", "data=classification_generated_hard", "trainer=cpu"],
     )
     assert zero_shot["test/test/top1"] == pytest.approx(fused["test/test/clip_top1"], abs=1e-4)
     assert zero_shot["test/test/top5"] == pytest.approx(fused["test/test/clip_top5"], abs=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from omegaconf import open_dict
 
 from ramlico.cli import evaluate, train
 from ramlico.cli.checkpoint import load_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+from helpers import tiny_backbones  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "ramlico" / "configs")
 
@@ -35,7 +39,7 @@ def demo_cfg(root: str, tmp: Path, overrides: list[str]):
         cfg.callbacks.pop("rich_progress_bar", None)
         cfg.callbacks.pop("model_summary", None)
         cfg.logger = None
-    return cfg
+    return tiny_backbones(cfg)  # the tiny random text tower: mechanics, in seconds
 
 
 @pytest.fixture(scope="module")
@@ -122,17 +126,15 @@ def test_experiments_name_real_models_and_the_demo_stays_offline(name, tmp_path)
 
     import ramlico.methods.lico  # noqa: F401  (registers the CIFAR WRN in timm)
 
-    cfg = demo_cfg("train", tmp_path, []) if name == "lico_demo" else None
-    if cfg is None:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-            cfg = compose(config_name="train", overrides=[f"experiment={name}"])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose(config_name="train", overrides=[f"experiment={name}"])
     assert cfg.model._target_ == "ramlico.methods.LICOModule"
     assert timm.is_model(cfg.model.encoder.model_name)
     assert cfg.model.lico.alpha == 10.0 and cfg.model.lico.beta == 1.0
     text = cfg.model.text_encoder
     if name == "lico_demo":
-        assert text.model_name == "ramlico-tiny-ViT" and text.pretrained is None
+        assert text.model_name == "ramlico-toy-ViT" and text.pretrained == "toy"  # bundled
         assert cfg.data.source == "generated" and cfg.model.encoder.pretrained is False
     else:
         assert text.model_name == "ViT-B-32" and text.pretrained == "openai"

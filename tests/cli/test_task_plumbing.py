@@ -103,7 +103,7 @@ def test_train_logs_the_resolved_config_to_csv_and_tensorboard(tmp_path):
 
     csv_params = yaml.safe_load((out / "csv" / "version_0" / "hparams.yaml").read_text())
     assert csv_params["model"]["_target_"] == "ramlico.methods.RAM"
-    assert csv_params["model"]["optimizer"]["prompts"]["lr"] == 0.1  # ram_demo's value
+    assert csv_params["model"]["optimizer"]["prompts"]["lr"] == 1e-3  # ram_demo's value
     assert csv_params["model"]["kcot"]["solver"]["reg"] == 0.1
     assert csv_params["data"]["batch_size"] == 8 and csv_params["seed"] == 42
     assert csv_params["paths"]["output_dir"] == str(out)  # interpolations resolved
@@ -116,7 +116,7 @@ def test_train_logs_the_resolved_config_to_csv_and_tensorboard(tmp_path):
     assert tb_params["model"]["optimizer"] == csv_params["model"]["optimizer"]
     values, tags = _tensorboard_hparams(out / "tensorboard")
     assert values["model/_target_"] == "ramlico.methods.RAM"
-    assert values["model/optimizer/prompts/lr"] == pytest.approx(0.1)
+    assert values["model/optimizer/prompts/lr"] == pytest.approx(1e-3)
     assert values["model/params/trainable"] == trainable
     assert "test/zsl/mAP" in tags and "test/gzsl/F1@3" in tags  # the HPARAMS tab's metrics
     assert metrics["test/zsl/mAP"] >= 0

@@ -158,6 +158,9 @@ class RegionEvidence(Metric):
     """
 
     full_state_update = False
+    hits: Tensor
+    mass: Tensor
+    pairs: Tensor
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

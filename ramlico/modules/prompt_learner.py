@@ -50,6 +50,9 @@ class LICOPromptLearner(nn.Module):
         seed: seed of the context initialisation (``None``: the global generator).
     """
 
+    token_ids: Tensor
+    eot_index: Tensor
+
     def __init__(
         self,
         clip: CLIPBackbone,

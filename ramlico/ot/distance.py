@@ -41,7 +41,7 @@ def entropic_ot_value(
         raise ValueError("entropic_ot_value always solves with grad='none' and output='plan'")
     reg_det = reg.detach() if isinstance(reg, Tensor) else reg
     res = sinkhorn(cost.detach(), a, b, reg_det, **sinkhorn_kwargs)
-    plan = res.plan
+    plan = res.require("plan")
     c = cost.to(plan.dtype)
     reg_t = torch.as_tensor(reg, dtype=plan.dtype, device=plan.device)
     plogp = torch.where(plan > 0, plan * torch.log(plan), torch.zeros_like(plan)).sum((-2, -1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 
@@ -132,7 +133,7 @@ def _relaxation(reg_m, reg: Tensor) -> tuple[float, float]:
     return _kappa(rho_a, reg, "reg_m (rows)"), _kappa(rho_b, reg, "reg_m (columns)")
 
 
-def _is_low_precision(x: Tensor | None) -> bool:
+def _is_low_precision(x: Tensor | None) -> TypeGuard[Tensor]:
     return isinstance(x, Tensor) and x.dtype in _LOW_PRECISION
 
 

@@ -234,7 +234,7 @@ def lazsl_scores(
         sl = slice(start, start + step)
         sim = hybrid_similarity(global_feat, crop_feats, desc_feats[sl], theta=theta)
         res = _solve(sim, log_a, log_b[sl].unsqueeze(0), solver, "contract", warn)
-        out.append(res.contraction)
+        out.append(res.require("contraction"))
     return torch.cat(out, dim=1)
 
 
@@ -264,7 +264,7 @@ def lazsl_contributions(
     count = desc_mask.sum(dim=-1, keepdim=True).to(dtype)
     log_b = torch.where(desc_mask, (1.0 / count).log(), float("-inf")).to(dtype)
     sim = hybrid_similarity(g, p, q, theta=theta)
-    plan = _solve(sim, log_a, log_b.unsqueeze(0), solver, "plan", warn=False).plan
+    plan = _solve(sim, log_a, log_b.unsqueeze(0), solver, "plan", warn=False).require("plan")
     return plan * sim
 
 
@@ -330,7 +330,7 @@ def explain(
     log_b = q.new_full(q.shape[:2], -math.log(q.shape[1]))
     sim = hybrid_similarity(g, p, q, theta=theta)
     res = _solve(sim, a.log().unsqueeze(1), log_b.unsqueeze(0), solver, "plan", warn)
-    plan, sim = res.plan[0, 0], sim[0, 0]
+    plan, sim = res.require("plan")[0, 0], sim[0, 0]
     weighted = plan * sim
     return LaZSLExplanation(
         score=weighted.sum(),

@@ -242,7 +242,7 @@ def ot_assignment(
         init=(row_init, None), output_scale="row_stochastic", warn=False,
         **solver.solve_kwargs(),
     )  # fmt: skip
-    return res.plan
+    return res.require("plan")
 
 
 def _check_options(rounds: int, text_weight: float, temperature: float) -> None:
@@ -421,7 +421,7 @@ def otfusion_predict(
             if adaptive and feats:
                 weights = _adaptive_weights(posteriors, pred, prior)
             del posteriors
-            if pi_mode == "em":
+            if pi_mode == "em" and pi is not None:
                 pi = 0.5 * pi + 0.5 * mass / mass.sum()
             if t < rounds - 1:  # the prediction uses Q before the last round's M-step (2.5)
                 models = [m_step(x, q) for x in feats]

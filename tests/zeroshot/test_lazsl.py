@@ -197,7 +197,8 @@ def test_contributions_of_all_pairs_sum_to_the_scores_and_match_explain(feats):
     assert weighted.shape == (3, 5, 12, 4)
     torch.testing.assert_close(weighted.sum((-1, -2)), lazsl_scores(g, p, q, mask), atol=1e-12,
                                rtol=0)  # fmt: skip
-    assert torch.equal(weighted[:, ~mask], torch.zeros_like(weighted[:, ~mask]))  # padding
+    padded = weighted.transpose(2, 3)[:, ~mask]  # (B, padded slots, N)
+    assert torch.equal(padded, torch.zeros_like(padded))
     ex = explain(g[2], p[2], q, mask, 1)
     torch.testing.assert_close(weighted[2, 1].sum(-1), ex.per_crop, atol=1e-12, rtol=0)
     torch.testing.assert_close(weighted[2, 1, :, : ex.per_descriptor.numel()].sum(0),

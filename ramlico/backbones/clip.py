@@ -120,7 +120,10 @@ class CLIPBackbone(FrozenModule):
             self.freeze()
 
     @staticmethod
-    def _build(name: str, pretrained, seed, cache_dir, quick_gelu) -> Any:
+    def _build(
+        name: str, pretrained: str | None, seed: int | None, cache_dir: str | None,
+        quick_gelu: bool,
+    ) -> Any:  # fmt: skip
         kwargs = dict(force_quick_gelu=quick_gelu, cache_dir=cache_dir)
         if pretrained is None:
             with torch.random.fork_rng(devices=[]):

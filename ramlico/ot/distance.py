@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ramlico.ot.sinkhorn import sinkhorn
@@ -16,7 +18,7 @@ def entropic_ot_value(
     reg: float | Tensor,
     a: Tensor | None = None,
     b: Tensor | None = None,
-    **sinkhorn_kwargs,
+    **sinkhorn_kwargs: Any,
 ) -> Tensor:
     """``W_reg(C) = min_{T in Pi(a,b)} <T, C> - reg H(T)`` with ``dW/dC = T*`` (no unrolling).
 

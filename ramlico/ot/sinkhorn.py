@@ -50,12 +50,14 @@ class _Carry:
     converged: Tensor
 
 
-def _choice(name: str, value, allowed: tuple) -> None:
+def _choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not supported; choose one of {allowed}")
 
 
-def _initial_potentials(p: Problem, init) -> tuple[Tensor, Tensor]:
+def _initial_potentials(
+    p: Problem, init: tuple[Tensor | None, Tensor | None] | None
+) -> tuple[Tensor, Tensor]:
     """``(f0, g0)``, full size: zeros or the caller's, ``-inf`` on zero mass (docs/sinkhorn.md)."""
     lk = p.log_kernel
     f0, g0 = init if init is not None else (None, None)
@@ -69,13 +71,15 @@ def _initial_potentials(p: Problem, init) -> tuple[Tensor, Tensor]:
     return f0, g0
 
 
-def _run(path, p: Problem, carry: _Carry, n_steps: int, opts: dict) -> _Carry:
+def _run(
+    path: LogDomain | ScalingDomain, p: Problem, carry: _Carry, n_steps: int, opts: dict
+) -> _Carry:
     """``n_steps`` iterations with per-problem freezing; no host synchronisation."""
     tol, rows_first = opts["tol"], opts["order"] == "rows_first"
     state, f_prev, g_prev = carry.state, carry.f_prev, carry.g_prev
     active, n_iter, err, converged = carry.active, carry.n_iter, carry.err, carry.converged
     for _ in range(n_steps):
-        new = path.iterate(state)
+        new: Any = path.iterate(state)  # the path's own state type
         state = path.where(active, new, state)
         n_iter = n_iter + active.long()
         if tol is None:
@@ -351,7 +355,13 @@ def sinkhorn(
 
 
 def _finish(
-    p: Problem, carry: _Carry, opts: dict, output: str, contract_with, output_scale, warn: bool
+    p: Problem,
+    carry: _Carry,
+    opts: dict,
+    output: str,
+    contract_with: Tensor | None,
+    output_scale: str | None,
+    warn: bool,
 ) -> OTResult:
     """Form the outputs, zero the empty problems, check finiteness and warn on non-convergence."""
     f, g = carry.state
@@ -377,6 +387,7 @@ def _finish(
         gc = torch.where(c > 0, c * g, zero).sum(-1)
         value = p.reg * (fr + gc)
         if output == "contract":
+            assert contract_with is not None  # sinkhorn() requires it for output='contract'
             contraction = (plan * contract_with.to(plan.dtype)).sum((-2, -1))
             plan = None
         elif output_scale == "row_stochastic":

@@ -289,7 +289,9 @@ def _source_features(
     return feats
 
 
-def _initial_weights(fusion_weights, n_sources: int, like: Tensor) -> tuple[Tensor, bool]:
+def _initial_weights(
+    fusion_weights: Sequence[float] | str | None, n_sources: int, like: Tensor
+) -> tuple[Tensor, bool]:
     """``(w (|S|,), adaptive)``: uniform, given, or adaptive (starts uniform)."""
     uniform = like.new_full((n_sources,), 1.0 / max(n_sources, 1))
     if fusion_weights is None or fusion_weights == "adaptive":
@@ -314,7 +316,7 @@ def _adaptive_weights(posteriors: Sequence[Tensor], pred: Tensor, like: Tensor) 
     return agree / total if total > 0 else like.new_full(agree.shape, 1.0 / len(posteriors))
 
 
-def _class_marginal(class_prior, prior: Tensor) -> tuple[Tensor | None, str]:
+def _class_marginal(class_prior: str | Tensor, prior: Tensor) -> tuple[Tensor | None, str]:
     """``(pi (K,) or None, mode)`` from the ``class_prior`` option."""
     k = prior.shape[1]
     if isinstance(class_prior, Tensor):

@@ -23,7 +23,7 @@ log = get_logger(__name__)
 
 def _loaders(datamodule: Any) -> list:
     loaders = datamodule.test_dataloader()
-    return loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
 
 
 def region_metrics(model: Any, datamodule: Any, tolerance: float = 0.0) -> dict[str, float]:

@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +123,7 @@ class _Cache:
             log.warning("could not write the image-check cache %s (%s)", self.file, err)
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool) -> Any:  # a rich Progress (lazy import)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -353,7 +353,7 @@ def check_records(
     return report
 
 
-def overlapping_images(splits: dict[str, Sequence[Record]]) -> list[str]:
+def overlapping_images(splits: Mapping[str, Sequence[Record]]) -> list[str]:
     """Warnings for images that occur in two splits (``"train and test share 3 images: ..."``)."""
     names = list(splits)
     sets = {s: {r.image for r in splits[s]} for s in names}

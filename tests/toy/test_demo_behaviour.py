@@ -47,7 +47,12 @@ def _quiet(cfg, data_root: Path):
         cfg.trainer.enable_progress_bar = False
         cfg.trainer.enable_model_summary = False
         if cfg.get("callbacks"):
-            for key in ("rich_progress_bar", "model_summary", "evaluation_writer"):
+            for key in (
+                "rich_progress_bar",
+                "model_summary",
+                "evaluation_writer",
+                "zero_shot_writer",
+            ):
                 cfg.callbacks.pop(key, None)
     return cfg
 
@@ -119,7 +124,7 @@ def test_trained_ram_stays_near_zero_shot_clip(
 def test_lazsl_is_not_worse_than_clip_by_more_than_the_margin(seed, tmp_path):
     """The hard single-label set (data seed ``seed``): LaZSL vs zero-shot CLIP, same embeddings."""
     root, data = tmp_path / "hard", {"test_seed": seed, "n_test_per_class": SINGLE_PER_CLASS}
-    common = ["experiment=lazsl_demo", "model.explain_images=0", "model.write_predictions=false"]
+    common = ["experiment=lazsl_demo", "model.explain_images=0"]
     lazsl = _run("eval", tmp_path / "a", root, common, **data)["test/test/top1"]
     clip = _run("eval", tmp_path / "b", root, [*common, "model.method=clip"], **data)
     clip = clip["test/test/top1"]
@@ -132,8 +137,7 @@ def test_lazsl_is_not_worse_than_clip_by_more_than_the_margin(seed, tmp_path):
 def test_otfusion_is_not_worse_than_its_clip_prior(seed, tmp_path):
     """The hard single-label set: OTFusion's fused top-1 against its own CLIP prior (one run)."""
     data = {"test_seed": seed, "n_test_per_class": SINGLE_PER_CLASS}
-    m = _run("eval", tmp_path, tmp_path / "hard", ["experiment=otfusion_demo",
-             "model.write_predictions=false"], **data)  # fmt: skip
+    m = _run("eval", tmp_path, tmp_path / "hard", ["experiment=otfusion_demo"], **data)
     fused, prior = m["test/test/top1"], m["test/test/clip_top1"]
     print(f"seed {seed}: OTFusion {fused:.1f} CLIP prior {prior:.1f}")
     assert fused >= prior - OTFUSION_MARGIN

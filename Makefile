@@ -1,6 +1,6 @@
 # ramlico: two commands do all the set-up on a fresh machine.
 #   make test   installs the package with its dev extra, then runs the test suite
-#   make demo   installs, then runs the demo (CPU, generated data, a tiny model; minutes)
+#   make demo   installs, then runs the demo (CPU, generated data, the shipped toy CLIP; minutes)
 # Use a virtual environment if you like: `python3 -m venv .venv && . .venv/bin/activate` first.
 
 PYTHON ?= python3
@@ -24,8 +24,8 @@ test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # The embedded default (`python train.py` = experiment ram_demo): trains RAM on the generated data
-# (tiny random CLIP, CPU), then evaluates the checkpoint on the ZSL and GZSL splits and prints
-# the metrics table.
+# (the toy CLIP shipped in the package, CPU), then evaluates the best checkpoint on the ZSL and
+# GZSL splits and prints the metrics table (README "Results": against zero-shot CLIP).
 demo: install
 	$(PYTHON) train.py
 

@@ -3,20 +3,24 @@
 ``eval.regions=true`` (the default) scores each test split whose data has ground-truth geometry
 (the generated toy-world sets; your JSON-lines files with ``objects``) with
 :func:`ramlico.explain.region_evaluation.evaluate_regions`: the method's evidence next to zero-shot
-CLIP's patch similarity and the uniform map. Metrics:
-``regions/<split>/<source>/pointing`` and ``.../mass`` (percent), printed as a second table.
+CLIP's patch similarity and the uniform map. Data without geometry costs nothing (nothing is
+scored); ``eval.regions=false`` switches it off. Metrics: ``regions/<split>/<source>/pointing``
+and ``.../mass`` (percent), printed as a second table and written to ``metrics.json``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
 from rich.table import Table
 
 from ramlico.explain.region_evaluation import default_evidence, evaluate_regions
 from ramlico.utils import get_logger
 
-__all__ = ["region_metrics", "regions_table"]
+__all__ = ["region_metrics", "regions_table", "report_regions"]
 
 log = get_logger(__name__)
 
@@ -26,18 +30,28 @@ def _loaders(datamodule: Any) -> list:
     return loaders if isinstance(loaders, (list, tuple)) else [loaders]
 
 
-def region_metrics(model: Any, datamodule: Any, tolerance: float = 0.0) -> dict[str, float]:
-    """``{"regions/<split>/<source>/<pointing|mass>": %}`` for every split with geometry."""
-    was_training = model.training
+def region_metrics(
+    model: Any, datamodule: Any, tolerance: float = 0.0, device: torch.device | str | None = None
+) -> dict[str, float]:
+    """``{"regions/<split>/<source>/<pointing|mass>": %}`` for every test split with geometry.
+
+    ``device``: where to run the model (default: where it is); it is moved back afterwards.
+    """
+    was_training, home = model.training, model.device
     model.eval()
+    if device is not None:
+        model.to(device)
     out: dict[str, float] = {}
-    for split, loader in zip(model.eval_splits, _loaders(datamodule), strict=True):
-        names = model.label_names[split]
-        scores = evaluate_regions(loader, names, default_evidence(model, split), tolerance)
-        for source, values in scores.items():
-            for key, value in values.items():
-                out[f"regions/{split}/{source}/{key}"] = value
-    model.train(was_training)
+    try:
+        for split, loader in zip(model.eval_splits, _loaders(datamodule), strict=True):
+            names = model.label_names[split]
+            scores = evaluate_regions(loader, names, default_evidence(model, split), tolerance)
+            for source, values in scores.items():
+                for key, value in values.items():
+                    out[f"regions/{split}/{source}/{key}"] = value
+    finally:
+        model.to(home)
+        model.train(was_training)
     if out:
         log.info("region evidence scored against the data's objects (%d values)", len(out))
     return out
@@ -63,3 +77,17 @@ def regions_table(metrics: dict[str, float], title: str) -> Table | None:
     for source, vals in rows.items():
         table.add_row(source, *(f"{vals[c]:.1f}" if c in vals else "-" for c in columns))
     return table
+
+
+def report_regions(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, title: str) -> dict:
+    """The test run's region metrics (``{}`` when ``eval.regions=false`` or no split has
+    geometry), printed as a table on the main process."""
+    ev = cfg.get("eval") or {}
+    if not ev.get("regions", True):
+        return {}
+    tolerance = float(ev.get("region_tolerance", 0.0) or 0.0)
+    metrics = region_metrics(model, datamodule, tolerance, device=trainer.strategy.root_device)
+    table = regions_table(metrics, f"{title}: region evidence (pointing game, mass in objects, %)")
+    if table is not None and trainer.is_global_zero:
+        Console().print(table)
+    return metrics

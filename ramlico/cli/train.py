@@ -18,6 +18,7 @@ from rich.console import Console
 from ramlico.cli.checkpoint import launch_info, load_trainable_weights
 from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
+from ramlico.cli.regions import report_regions
 from ramlico.cli.report import results_table
 from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.cli.wrapper import task_wrapper
@@ -209,9 +210,10 @@ def _train(
             verbose=False,
         )  # fmt: skip
         metrics.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        title = f"{type(model).__name__} ({Path(best).name if best else 'final weights'})"
         if trainer.is_global_zero:
-            title = f"{type(model).__name__} ({Path(best).name if best else 'final weights'})"
             Console().print(results_table({k: float(v) for k, v in metrics.items()}, title))
+        metrics.update(report_regions(cfg, trainer, model, datamodule, type(model).__name__))
     values = {k: float(v) for k, v in metrics.items()}
     log_hparams_metrics(trainer.loggers, params, values)
     if trainer.is_global_zero:

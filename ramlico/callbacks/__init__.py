@@ -1,9 +1,17 @@
 """Lightning callbacks of ramlico (configured in ``configs/callbacks``): EMA, calibration,
-evaluation outputs, prediction outputs."""
+evaluation outputs, region evidence, prediction outputs."""
 
 from ramlico.callbacks.calibration import CalibrationFitter
 from ramlico.callbacks.ema import EMA, load_ema_average
 from ramlico.callbacks.evaluation import EvaluationWriter
 from ramlico.callbacks.prediction import PredictionWriter
+from ramlico.callbacks.regions import RegionEvidenceScorer
 
-__all__ = ["EMA", "CalibrationFitter", "EvaluationWriter", "PredictionWriter", "load_ema_average"]
+__all__ = [
+    "EMA",
+    "CalibrationFitter",
+    "EvaluationWriter",
+    "PredictionWriter",
+    "RegionEvidenceScorer",
+    "load_ema_average",
+]

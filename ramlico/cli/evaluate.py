@@ -9,14 +9,12 @@ from typing import Any
 import hydra
 import lightning as L
 from omegaconf import DictConfig
-from rich.console import Console
 
 from ramlico.callbacks import load_ema_average
 from ramlico.cli.checkpoint import check_label_space, load_checkpoint, restore_run
 from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
-from ramlico.cli.regions import report_regions
-from ramlico.cli.report import results_table
+from ramlico.cli.report import print_results
 from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.cli.wrapper import task_wrapper
 from ramlico.utils import get_logger
@@ -113,15 +111,13 @@ def _evaluate(
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if (cfg.get("eval") or {}).get("saliency"):
         metrics.update(_saliency(cfg, model, datamodule))
-    name = cls.__name__
-    method = getattr(getattr(model, "hparams", None), "method", None)
-    if isinstance(method, str) and method.lower() != name.lower():
-        name += f" - {method}"  # e.g. a LaZSL baseline: "LaZSL - cupl"
-    title = f"{name} on {datamodule.dataset_name} ({cfg.get('task_name', 'eval')})"
     if trainer.is_global_zero:
-        Console().print(results_table(metrics, title))
-    metrics.update(report_regions(cfg, trainer, model, datamodule, name))
-    if trainer.is_global_zero:
+        name = cls.__name__
+        method = getattr(getattr(model, "hparams", None), "method", None)
+        if isinstance(method, str) and method.lower() != name.lower():
+            name += f" - {method}"  # e.g. a LaZSL baseline: "LaZSL - cupl"
+        where = f" on {datamodule.dataset_name}"
+        print_results(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})")
         path = write_metrics(
             Path(cfg.paths.output_dir) / "metrics.json", metrics,
             checkpoint=str(cfg.ckpt_path) if cfg.get("ckpt_path") else None,

@@ -118,8 +118,9 @@ def evaluate_regions(
 ) -> dict[str, dict[str, float]]:
     """Pointing game and evidence mass of each evidence source over ``loader``.
 
-    Every process scores the whole loader (no sharding, no cross-process sum), so the result is
-    the same on each.
+    Under DDP each process scores its shard (the loader's sampler, e.g. the evaluation loaders'
+    unrepeated distributed sampler) and the sums are reduced over processes, so every process
+    returns the whole data's values.
 
     Args:
         loader: an unshuffled loader of ``(inputs, target, ...)`` whose dataset's geometry the
@@ -137,12 +138,17 @@ def evaluate_regions(
         return {}
     sources = dict(evidence)
     sources.setdefault("uniform", lambda x, n, s: uniform_heatmaps(len(s), len(n), UNIFORM_GRID))
-    metrics = {name: RegionEvidence(sync_on_compute=False) for name in sources}
+    metrics = {name: RegionEvidence() for name in sources}
+    # the dataset indices of each batch, in loader order (a sharded or reordered sampler too)
+    batches = iter(loader.batch_sampler) if loader.batch_sampler is not None else None
     start = 0
     for batch in loader:
         n = len(batch[1])
-        geoms = geometry[start : start + n]
+        index = next(batches) if batches is not None else range(start, start + n)
         start += n
+        geoms = [geometry[int(i)] for i in index]
+        if len(geoms) != n:
+            raise ValueError(f"batch of {n} items but {len(geoms)} sampler indices")
         objects, sizes = [g.objects for g in geoms], [g.size for g in geoms]
         for name, fn in list(sources.items()):
             with torch.no_grad():
@@ -155,8 +161,11 @@ def evaluate_regions(
             heat = heat.detach().float().cpu().clamp_min(0)
             masks = object_masks(objects, names, tuple(heat.shape[-2:]), sizes, tolerance)
             metrics[name].update(heat, masks)
-    return {
-        name: {k: round(float(v), 1) for k, v in m.compute().items()}
-        for name, m in metrics.items()
-        if int(m.pairs) > 0
-    }
+    out = {}
+    for name, metric in metrics.items():
+        try:
+            values = metric.compute()  # summed over processes
+        except ValueError:  # no (image, label) pair with an object anywhere
+            continue
+        out[name] = {k: round(float(v), 1) for k, v in values.items()}
+    return out

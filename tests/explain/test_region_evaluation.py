@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ramlico.cli.regions import regions_table
+from ramlico.cli.report import regions_table
 from ramlico.data.generated import OBJECTS_FILE
 from ramlico.explain.region_evaluation import evaluate_regions
 from ramlico.explain.regions import box_heatmaps

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +124,41 @@ def test_regions_table_lays_out_sources_by_split():
                                                  "GZSL pointing"]  # fmt: skip
     assert list(table.columns[1].cells) == ["70.0", "-"]
     assert regions_table({"test/zsl/mAP": 1.0}, "t") is None
+
+
+def test_label_files_other_than_json_lines_have_no_geometry(tmp_path):
+    from types import SimpleNamespace
+
+    from ramlico.data.regions import object_geometry
+
+    csv = tmp_path / "train.csv"
+    csv.write_text("image,labels\na.png,cat\n")
+    record = SimpleNamespace(source=f"{csv}:2", image=str(tmp_path / "a.png"))
+    ds = SimpleNamespace(records=[record])
+    assert object_geometry(ds) is None
+
+
+@pytest.mark.parametrize("regions", [True, False])
+def test_evaluate_writes_region_metrics_where_the_data_has_objects(tmp_path, regions):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+    from helpers import compose_cfg, shrink
+    from omegaconf import open_dict
+
+    from ramlico.cli import evaluate
+
+    cfg = shrink(compose_cfg("eval", tmp_path, ["experiment=clip_zeroshot_demo",
+                                                f"eval.regions={regions}"]), tmp_path / "gen")
+    with open_dict(cfg):
+        cfg.logger = None
+    metrics, _ = evaluate(cfg)
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]
+    keys = {k for k in saved if k.startswith("regions/")}
+    if not regions:
+        assert not keys
+        return
+    assert keys == {f"regions/{s}/{src}/{m}" for s in ("zsl", "gzsl")
+                    for src in ("clip_patch", "uniform") for m in ("pointing", "mass")}
+    for key in keys:
+        assert saved[key] == metrics[key] and 0.0 <= saved[key] <= 100.0
+    # the uniform map scores the objects' area share (radius 28-42 % of a 32 px quadrant half)
+    assert 3.0 < saved["regions/gzsl/uniform/pointing"] < 20.0

@@ -31,9 +31,9 @@ from ramlico.data.generated import draw_scene
 from ramlico.explain.heatmaps import heatmap_overlay
 from ramlico.explain.regions import lazsl_heatmaps
 
-SIDE = 160
+SIDE = 128
 PRESENT = ["red circle", "blue square", "yellow star"]  # blue square: unseen by RAM's training
-ABSENT = "green cross"
+TAGGED = (["red circle", "blue square"], "green cross")  # README picture: present, absent
 TOY = ["model/backbone=clip_toy"]
 
 
@@ -84,12 +84,18 @@ def sheet(rows: list[tuple[str, list[tuple[Image.Image, str]]]], title: str) -> 
     return canvas
 
 
+def save(picture: Image.Image, path: Path) -> None:
+    """A 256-colour PNG (the pictures stay small in the repository)."""
+    picture.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ram", help="RAM checkpoint (default: train the toy RAM demo)")
     parser.add_argument("--lico", help="LICO checkpoint (default: train the LICO demo)")
     parser.add_argument("--work", default="logs/region_pictures", help="training runs go here")
-    parser.add_argument("--seed", type=int, default=3, help="seed of the drawn scene")
+    parser.add_argument("--seed", type=int, default=3, help="seed of the evidence scene")
+    parser.add_argument("--tag-seed", type=int, default=10, help="seed of the README scene")
     parser.add_argument("--out", default="docs/images")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -97,21 +103,24 @@ def main() -> None:
     ram_ckpt = args.ram or train_demo([f"seed={42}", *TOY], work)
     lico_ckpt = args.lico or train_demo(["experiment=lico_demo"], work)
 
-    image, _ = draw_scene(PRESENT, 64, np.random.default_rng(args.seed))
-    big = image.resize((SIDE, SIDE), Image.Resampling.BICUBIC)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     ram = ramlico.load_predictor(ram_ckpt, device="cpu")
-    labels = [*PRESENT, ABSENT]
+    present, absent = TAGGED
+    image, _ = draw_scene(present, 64, np.random.default_rng(args.tag_seed))
+    big = image.resize((SIDE, SIDE), Image.Resampling.BICUBIC)
+    labels = [*present, absent]
     pred = ram(image, labels)[0]
     tiles = [(big, "input")] + [
         (pred.overlay(n, big), f"{n}: p={pred.probabilities[i]:.2f}") for i, n in enumerate(labels)
     ]
     tags = ", ".join(pred.tags) or "(none)"
-    sheet([("", tiles)], f"RAM (toy CLIP), OT plan per label; tags: {tags}").save(
-        out / "tag_example.png", optimize=True
-    )
+    save(sheet([("", tiles)], f"RAM (toy CLIP), OT plan per label; tags: {tags}"),
+         out / "tag_example.png")  # fmt: skip
+
+    image, _ = draw_scene(PRESENT, 64, np.random.default_rng(args.seed))
+    big = image.resize((SIDE, SIDE), Image.Resampling.BICUBIC)
 
     rows = []
     clip = ramlico.load_predictor("clip_zeroshot_demo", overrides=TOY, device="cpu")
@@ -124,9 +133,7 @@ def main() -> None:
     rows.insert(2, ("LaZSL\ntransported crops", [(big, "input")] + [
         (heatmap_overlay(big, crops[c]), n) for c, n in enumerate(PRESENT)
     ]))  # fmt: skip
-    sheet(rows, "Region evidence per label on one drawn scene").save(
-        out / "toy_regions.png", optimize=True
-    )
+    save(sheet(rows, "Region evidence per label on one drawn scene"), out / "toy_regions.png")
     for f in ("tag_example.png", "toy_regions.png"):
         print(f"wrote {out / f} ({(out / f).stat().st_size // 1024} KB)")  # noqa: T201
     print(f"RAM tags: {pred.tags}")  # noqa: T201

@@ -70,5 +70,5 @@ class RegionEvidenceScorer(L.Callback):
         if not self.enabled or trainer.sanity_checking or trainer.datamodule is None:
             return
         metrics = region_metrics(pl_module, trainer.datamodule, self.tolerance)
-        if metrics:
-            pl_module.log_dict(metrics, sync_dist=False)
+        if metrics:  # equal on every process; sync_dist makes Lightning's epoch mean explicit
+            pl_module.log_dict(metrics, sync_dist=True)

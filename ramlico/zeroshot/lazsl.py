@@ -162,6 +162,25 @@ def _row_marginal(global_feat: Tensor, crop_feats: Tensor, vision_selection: boo
     return crop_feats.new_full(crop_feats.shape[:2], 1.0 / n)
 
 
+def _problems(
+    global_feat: Tensor, crop_feats: Tensor, desc_feats: Tensor, desc_mask: Tensor,
+    vision_selection: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Checked inputs in the math dtype (fp32, or fp64 for fp64) and the log-marginals.
+
+    Returns ``(global (B, D), crops (B, N, D), descriptors (K, M_max, D), log_a (B, 1, N),
+    log_b (K, M_max))``: ``a = r*`` (or uniform), ``b = 1/M_k`` on real descriptors, ``-inf``
+    on padding.
+    """
+    _check_shapes(global_feat, crop_feats, desc_feats, desc_mask)
+    dtype = torch.promote_types(global_feat.dtype, torch.float32)
+    g, p, q = (x.to(dtype) for x in (global_feat, crop_feats, desc_feats))
+    log_a = _row_marginal(g, p, vision_selection).log().unsqueeze(1)
+    count = desc_mask.sum(dim=-1, keepdim=True).to(dtype)
+    log_b = torch.where(desc_mask, (1.0 / count).log(), float("-inf")).to(dtype)
+    return g, p, q, log_a, log_b
+
+
 def _solve(
     sim: Tensor, log_a: Tensor, log_b: Tensor, solver: SolverOptions, output: str, warn: bool
 ) -> OTResult:
@@ -217,14 +236,9 @@ def lazsl_scores(
     Returns:
         ``(B, K)`` scores in the input's float dtype (fp32 for half inputs).
     """
-    _check_shapes(global_feat, crop_feats, desc_feats, desc_mask)
-    dtype = torch.promote_types(global_feat.dtype, torch.float32)
-    global_feat, crop_feats, desc_feats = (
-        x.to(dtype) for x in (global_feat, crop_feats, desc_feats)
+    global_feat, crop_feats, desc_feats, log_a, log_b = _problems(
+        global_feat, crop_feats, desc_feats, desc_mask, vision_selection
     )
-    log_a = _row_marginal(global_feat, crop_feats, vision_selection).log().unsqueeze(1)
-    count = desc_mask.sum(dim=-1, keepdim=True).to(dtype)
-    log_b = torch.where(desc_mask, (1.0 / count).log(), float("-inf")).to(dtype)
     k = desc_feats.shape[0]
     step = k if class_chunk is None else class_chunk
     if step < 1:
@@ -257,12 +271,8 @@ def lazsl_contributions(
     Returns:
         ``(B, K, N, M_max)``, zero on padded descriptors and rejected crops.
     """
-    _check_shapes(global_feat, crop_feats, desc_feats, desc_mask)
-    dtype = torch.promote_types(global_feat.dtype, torch.float32)
-    g, p, q = (x.to(dtype) for x in (global_feat, crop_feats, desc_feats))
-    log_a = _row_marginal(g, p, vision_selection).log().unsqueeze(1)
-    count = desc_mask.sum(dim=-1, keepdim=True).to(dtype)
-    log_b = torch.where(desc_mask, (1.0 / count).log(), float("-inf")).to(dtype)
+    g, p, q, log_a, log_b = _problems(global_feat, crop_feats, desc_feats, desc_mask,
+                                      vision_selection)  # fmt: skip
     sim = hybrid_similarity(g, p, q, theta=theta)
     plan = _solve(sim, log_a, log_b.unsqueeze(0), solver, "plan", warn=False).plan
     return plan * sim

@@ -11,9 +11,11 @@ from ramlico.zeroshot.lazsl import (
     LAZSL_SOLVER,
     clip_scores,
     crop_heatmap,
+    crop_heatmaps,
     dclip_scores,
     explain,
     hybrid_similarity,
+    lazsl_contributions,
     lazsl_scores,
     mean_text_classifier,
     sample_crops,
@@ -189,6 +191,20 @@ def test_explain_contributions(feats):
     torch.testing.assert_close(ex.per_crop, (ex.plan * ex.similarity).sum(1))
 
 
+def test_contributions_of_all_pairs_sum_to_the_scores_and_match_explain(feats):
+    g, p, q, mask = feats
+    weighted = lazsl_contributions(g, p, q, mask)  # (B, K, N, M_max)
+    assert weighted.shape == (3, 5, 12, 4)
+    torch.testing.assert_close(weighted.sum((-1, -2)), lazsl_scores(g, p, q, mask), atol=1e-12,
+                               rtol=0)  # fmt: skip
+    padded = weighted.transpose(2, 3)[:, ~mask]  # (B, padded slots, N)
+    assert torch.equal(padded, torch.zeros_like(padded))
+    ex = explain(g[2], p[2], q, mask, 1)
+    torch.testing.assert_close(weighted[2, 1].sum(-1), ex.per_crop, atol=1e-12, rtol=0)
+    torch.testing.assert_close(weighted[2, 1, :, : ex.per_descriptor.numel()].sum(0),
+                               ex.per_descriptor, atol=1e-12, rtol=0)  # fmt: skip
+
+
 def test_shape_errors(feats):
     g, p, q, mask = feats
     with pytest.raises(ValueError, match="crop_feats"):
@@ -256,3 +272,5 @@ def test_crop_heatmap_averages_covering_crops():
     torch.testing.assert_close(h, expected)
     with pytest.raises(ValueError, match="boxes"):
         crop_heatmap(rho, boxes[:1], 3, 4)
+    two = crop_heatmaps(torch.stack([rho, 2 * rho], dim=1), boxes, 3, 4)  # (C=2, H, W)
+    torch.testing.assert_close(two, torch.stack([expected, 2 * expected]))

@@ -43,7 +43,8 @@ def region_metrics(model: Any, datamodule: Any, tolerance: float = 0.0) -> dict[
     try:
         for split, loader in zip(model.eval_splits, _loaders(datamodule), strict=True):
             names = model.label_names[split]
-            scores = evaluate_regions(loader, names, default_evidence(model, split), tolerance)
+            sources = default_evidence(model, split)
+            scores = evaluate_regions(loader, names, sources, tolerance, device=model.device)
             for source, values in scores.items():
                 for key, value in values.items():
                     out[f"regions/{split}/{source}/{key}"] = value

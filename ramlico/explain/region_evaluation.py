@@ -115,6 +115,7 @@ def evaluate_regions(
     label_names: Sequence[str],
     evidence: dict[str, Evidence],
     tolerance: float = 0.0,
+    device: torch.device | str = "cpu",
 ) -> dict[str, dict[str, float]]:
     """Pointing game and evidence mass of each evidence source over ``loader``.
 
@@ -128,6 +129,7 @@ def evaluate_regions(
         label_names: the labels of the loader's targets (the evaluated split's).
         evidence: ``{name: source}`` (module docstring); ``"uniform"`` is added.
         tolerance: pixels added to every object radius (:func:`object_masks`).
+        device: where the metric states live (the model's device: NCCL reduces only there).
 
     Returns:
         ``{name: {"pointing": %, "mass": %}}`` (rounded to 0.1); ``{}`` when the data has no
@@ -138,7 +140,7 @@ def evaluate_regions(
         return {}
     sources = dict(evidence)
     sources.setdefault("uniform", lambda x, n, s: uniform_heatmaps(len(s), len(n), UNIFORM_GRID))
-    metrics = {name: RegionEvidence() for name in sources}
+    metrics = {name: RegionEvidence().to(device) for name in sources}
     # the dataset indices of each batch, in loader order (a sharded or reordered sampler too)
     batches = iter(loader.batch_sampler) if loader.batch_sampler is not None else None
     start = 0
@@ -158,7 +160,7 @@ def evaluate_regions(
                 metrics.pop(name)
                 continue
             heat, names = out if isinstance(out, tuple) else (out, label_names)
-            heat = heat.detach().float().cpu().clamp_min(0)
+            heat = heat.detach().float().to(device).clamp_min(0)
             masks = object_masks(objects, names, tuple(heat.shape[-2:]), sizes, tolerance)
             metrics[name].update(heat, masks)
     out = {}

@@ -41,8 +41,11 @@ gpu-wheels: install
 gpu-smoke: install
 	$(PYTHON) benchmarks/gpu_suite.py --device cpu --smoke
 
+# Static checks (docs/development.md, "Static checks"); tests/test_static_checks.py runs the same
+# two in `make test`.
 lint: install
 	$(PYTHON) -m ruff check ramlico tests benchmarks tools
+	$(PYTHON) -m mypy
 
 # The numbers of README.md and docs/ against fresh runs of the commands next to them
 # (tools/doc_numbers.py; docs/development.md); numbers-update rewrites them.
@@ -53,4 +56,4 @@ numbers-update: install
 	$(PYTHON) tools/doc_numbers.py --update
 
 clean:
-	rm -rf .make build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf .make build dist *.egg-info .pytest_cache .hypothesis tmp/.mypy_cache

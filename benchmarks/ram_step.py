@@ -83,9 +83,8 @@ def _single(opts) -> dict:
             optimizer.step()
         elif opts.mode == "infer":
             model.eval()
-            model.label_names = {"gzsl": gzsl}
             with torch.no_grad(), autocast:
-                model.predict_scores(images, "gzsl")  # label features cached after the first call
+                model.scores(images, gzsl)  # the scoring contract; label features cached once
         else:
             with torch.no_grad(), autocast:
                 model.backbone.embed_image(images) @ classifier.to(device)

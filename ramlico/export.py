@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ramlico.methods.base import RamlicoModule
 from ramlico.methods.ram import RAM
 
 __all__ = ["RAMInference", "export_onnx", "main", "onnx_max_abs_diff"]
@@ -47,13 +48,13 @@ class RAMInference(nn.Module):
         max_iter: Sinkhorn iterations of KCOT (RAM's cap, 100; its tolerance stop is dropped).
     """
 
-    def __init__(self, model: RAM, labels: Sequence[str], max_iter: int = 100) -> None:
+    def __init__(self, model: RamlicoModule, labels: Sequence[str], max_iter: int = 100) -> None:
         super().__init__()
         if not isinstance(model, RAM):
             raise TypeError(f"ONNX export covers RAM inference; got {type(model).__name__}")
         if max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-        self.model = model.eval()
+        self.model: RAM = model.eval()
         self.labels = list(labels)
         # the plain log-domain loop: no CUDA graph / compiled fast path inside a trace
         fixed = replace(model.kcot.solver, tol=None, max_iter=max_iter, method="log",
@@ -66,6 +67,7 @@ class RAMInference(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = self.model.label_scores(images, self.labels, evidence=True, kcot=self.kcot)
+        assert out.heatmaps is not None  # RAM's evidence: the plan's label columns
         return out.scores, out.logits, out.heatmaps
 
 

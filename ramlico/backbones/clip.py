@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2
-from torch import nn
 
 from ramlico.backbones.registry import bundled_weights, register_model_configs
 from ramlico.data.preprocess import ImagePreprocess
@@ -48,7 +48,13 @@ class ImageFeatures:
     patch_tokens: dict[int, Tensor]
 
 
-def project_visual_tokens(visual: nn.Module, tokens: Tensor) -> Tensor:
+#: An open_clip ``VisionTransformer`` (or a residual block of one): open_clip has no type
+#: information, and its towers' attributes (``conv1``, ``transformer.resblocks``, ``ln_post``,
+#: ``proj``, ...) are read as such.
+OpenCLIPTower = Any
+
+
+def project_visual_tokens(visual: OpenCLIPTower, tokens: Tensor) -> Tensor:
     """Map ``(..., width)`` vision-tower tokens to the joint space: ``ln_post(x) @ proj``."""
     x = visual.ln_post(tokens)
     return x @ visual.proj if visual.proj is not None else x
@@ -102,7 +108,11 @@ class CLIPBackbone(FrozenModule):
             )
         self.model_name = model_name
         self.pretrained = pretrained
-        self.model = self._build(model_name, pretrained, init_seed, cache_dir, force_quick_gelu)
+        # open_clip's CLIP / CustomTextCLIP: tower attributes differ by architecture, and
+        # nn.Module.__getattr__ would type every one of them as ``Tensor | Module``.
+        self.model: Any = self._build(
+            model_name, pretrained, init_seed, cache_dir, force_quick_gelu
+        )
         self.tokenizer = open_clip.get_tokenizer(model_name)
         n_blocks = len(self.model.visual.transformer.resblocks)
         self.patch_layers = tuple(i % n_blocks for i in patch_layers)
@@ -110,7 +120,10 @@ class CLIPBackbone(FrozenModule):
             self.freeze()
 
     @staticmethod
-    def _build(name: str, pretrained, seed, cache_dir, quick_gelu) -> nn.Module:
+    def _build(
+        name: str, pretrained: str | None, seed: int | None, cache_dir: str | None,
+        quick_gelu: bool,
+    ) -> Any:  # fmt: skip
         kwargs = dict(force_quick_gelu=quick_gelu, cache_dir=cache_dir)
         if pretrained is None:
             with torch.random.fork_rng(devices=[]):

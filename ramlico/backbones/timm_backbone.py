@@ -50,7 +50,8 @@ class TimmBackbone(FrozenModule):
             kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained))
             pretrained = True
         try:
-            self.model = timm.create_model(model_name, pretrained=bool(pretrained), **kwargs)
+            # a timm model: forward_features / forward_head / num_features are not nn.Module's
+            self.model: Any = timm.create_model(model_name, pretrained=bool(pretrained), **kwargs)
         except (RuntimeError, OSError) as exc:
             raise RuntimeError(
                 f"could not load pretrained weights for timm model '{model_name}'. Offline, pass "

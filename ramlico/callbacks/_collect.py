@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import Dataset, Subset
+
+from ramlico.utils.distributed import all_gather_objects as gather_objects
 
 Tensor = torch.Tensor
 
@@ -16,15 +17,6 @@ def one_hot_targets(targets: Tensor, n_labels: int) -> Tensor:
     if targets.dim() == 1:
         return torch.nn.functional.one_hot(targets.long(), n_labels).float()
     return targets.float()
-
-
-def gather_objects(value: Any) -> list[Any]:
-    """``[value of rank 0, value of rank 1, ...]`` (just ``[value]`` without DDP)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [value]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, value)
-    return out
 
 
 def batch_indices(loader: Any) -> list[list[int]]:
@@ -66,7 +58,7 @@ class SplitCollector:
     def gathered(self) -> dict[str, dict[str, Tensor]]:
         """Every rank's batches of each split, concatenated and sorted by dataset index."""
         local = {s: {k: torch.cat(v) for k, v in p.items()} for s, p in self.parts.items()}
-        merged: dict[str, dict[str, Tensor]] = {}
+        merged: dict[str, dict[str, list[Tensor]]] = {}
         for rank_parts in gather_objects(local):
             for split, part in rank_parts.items():
                 slot = merged.setdefault(split, {k: [] for k in part})

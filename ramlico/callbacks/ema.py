@@ -73,7 +73,7 @@ class EMA(L.Callback):
 
     # ----------------------------------------------------------------- training
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled:
+        if self.decay is None:  # off (not self.enabled)
             return
         self.shadow = EMAShadow(pl_module, self.decay)  # on the module's device, = live weights
         if self._pending is not None:  # resumed: continue the saved average
@@ -195,7 +195,7 @@ def load_ema_average(
     """
     state = (checkpoint.get("callbacks") or {}).get(STATE_KEY)
     if use is None:
-        use = bool(state) and bool(state.get("evaluate", True))
+        use = bool(state and state.get("evaluate", True))
     if not use:
         return False
     if not state:

@@ -134,7 +134,7 @@ class EvaluationWriter(Callback):
         ap, _ = average_precision_per_label(scores, targets)
         k = min(self.top_k, len(names))
         top = scores.topk(k, dim=1).indices
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i in range(scores.shape[0]):
             index = int(part["index"][i])
             rows.append({

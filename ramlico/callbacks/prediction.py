@@ -84,7 +84,9 @@ class PredictionWriter(BasePredictionWriter):
         batch: Any, batch_idx: int, dataloader_idx: int = 0,
     ) -> None:  # fmt: skip
         loaders = trainer.predict_dataloaders
-        dataset = (loaders[dataloader_idx] if isinstance(loaders, list) else loaders).dataset
+        loader = loaders[dataloader_idx] if isinstance(loaders, list) else loaders
+        assert loader is not None  # a batch came from it
+        dataset = loader.dataset
         index = [int(i) for i in prediction["index"]]
         originals = [load_image(dataset.sources[i]) for i in index]
         self.labels = list(pl_module.label_names["predict"])

@@ -134,8 +134,9 @@ def launch_info(cfg: DictConfig) -> dict[str, Any]:
     node = _hydra_node(cfg)
     if node is None:
         return {"experiment": None, "overrides": [], "choices": {}}
-    choices = OmegaConf.to_container(node.runtime.choices, resolve=True) or {}
-    choices = {str(k): v for k, v in choices.items() if not str(k).startswith("hydra")}
+    raw = OmegaConf.to_container(node.runtime.choices, resolve=True) or {}
+    assert isinstance(raw, dict)  # runtime.choices is a mapping
+    choices = {str(k): v for k, v in raw.items() if not str(k).startswith("hydra")}
     return {
         "experiment": choices.get("experiment"),
         "overrides": list(node.overrides.task),

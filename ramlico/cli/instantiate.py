@@ -17,12 +17,12 @@ def _instantiate_group(cfg: DictConfig | None, kind: str) -> list[Any]:
         return []
     if not isinstance(cfg, DictConfig):
         raise TypeError(f"the {kind} config must be a mapping of name -> {{_target_: ...}}")
-    objects = []
+    objects: list[Any] = []
     for name, sub in cfg.items():
         if isinstance(sub, DictConfig) and "_target_" in sub:
             objects.append(hydra.utils.instantiate(sub))
         elif sub is not None:
-            raise ValueError(f"{kind}.{name} has no _target_; every entry must name its class")
+            raise ValueError(f"{kind}.{name!s} has no _target_; every entry must name its class")
     return objects
 
 
@@ -39,7 +39,7 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The run config with every interpolation resolved, as plain containers (checkpoint-safe)."""
     if "hydra" in cfg:  # a config composed with return_hydra_config: Hydra's own node stays out
-        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        cfg = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(container, dict)
-    return container
+    return {str(k): v for k, v in container.items()}

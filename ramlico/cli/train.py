@@ -142,7 +142,8 @@ def _report_checkpoints(trainer: L.Trainer, metric: str | None) -> str:
         log.info("checkpoint: %s (no validation: the last epoch)", best)
     if last:
         log.info("last checkpoint: %s", last)
-    stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning, undeclared
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
     if stopper is not None and stopper.stopped_epoch:
         log.info("early stopping after epoch %d (%s)", stopper.stopped_epoch + 1, metric)
     return best or last

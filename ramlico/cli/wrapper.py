@@ -24,7 +24,8 @@ from ramlico.utils import get_logger
 __all__ = ["task_wrapper"]
 
 log = get_logger(__name__)
-Task = Callable[[DictConfig, dict[str, Any]], tuple[dict[str, float], dict[str, Any]]]
+#: ``task(cfg, objects) -> (metrics, objects)``; the metrics of ``predict`` are its records.
+Task = Callable[[DictConfig, dict[str, Any]], tuple[Any, dict[str, Any]]]
 
 
 def _close_loggers(loggers: list[Any], status: str) -> None:
@@ -42,7 +43,7 @@ def _finish_wandb(failed: bool) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
-def task_wrapper(task: Task) -> Callable[[DictConfig], tuple[dict[str, float], dict[str, Any]]]:
+def task_wrapper(task: Task) -> Callable[[DictConfig], tuple[Any, dict[str, Any]]]:
     """Wrap ``task(cfg, objects, **kw)`` as ``task(cfg, **kw) -> (metrics, objects)`` with failure
     handling.
 

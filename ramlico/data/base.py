@@ -23,11 +23,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lightning import LightningDataModule
 
 from ramlico.data.labels import LabelSpace
+
+if TYPE_CHECKING:
+    from lightning.fabric.utilities.data import AttributeDict
 
 __all__ = ["RamlicoDataModule"]
 
@@ -37,6 +40,11 @@ class RamlicoDataModule(LightningDataModule, ABC):
 
     task: ClassVar[str] = "multilabel"
     uses_model_transform: ClassVar[bool] = False
+
+    if TYPE_CHECKING:  # save_hyperparameters() always stores an AttributeDict
+
+        @property
+        def hparams(self) -> AttributeDict: ...
 
     @property
     @abstractmethod

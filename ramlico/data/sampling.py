@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Sized
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ class SampleKey(NamedTuple):
     """What :class:`ResumableSampler` yields with ``with_epoch=True``: the epoch and the index."""
 
     epoch: int
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index, on purpose
 
 
 class ResumableSampler(DistributedSampler):
@@ -260,7 +260,8 @@ def get_rng_states() -> dict[str, Any]:
 
     Values are tensors, ints, floats and tuples, so the dict loads with ``weights_only=True``.
     """
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    legacy = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, gauss = legacy
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),

@@ -210,9 +210,9 @@ def generated_classification_scenes(
     for name in GENERATED_CLASSES:
         for i in range(n_per_class):
             if hard:
-                objects, n_lines = hard_single_label_scene(name, image_size, rng)
-                image = render_scene(objects, image_size, rng, n_lines)
-                yield name, i, image, [o.to_dict() for o in objects]
+                shapes, n_lines = hard_single_label_scene(name, image_size, rng)
+                image = render_scene(shapes, image_size, rng, n_lines)
+                yield name, i, image, [o.to_dict() for o in shapes]
             else:
                 image, objects = draw_scene([name], image_size, rng)
                 yield name, i, image, objects

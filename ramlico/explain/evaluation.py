@@ -65,9 +65,10 @@ def evaluate_saliency(
         ``{"saliency/<method>/insertion": ..., ".../deletion": ..., ".../overall": ...}`` in %.
     """
     model.eval()
-    if num_images is not None and num_images < len(dataset):
+    size = len(dataset)  # type: ignore[arg-type]  # map-style: Dataset has no __len__ stub
+    if num_images is not None and num_images < size:
         gen = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(dataset), generator=gen)[:num_images].sort().values.tolist()
+        idx = torch.randperm(size, generator=gen)[:num_images].sort().values.tolist()
         dataset = Subset(dataset, idx)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     device = next(model.parameters()).device

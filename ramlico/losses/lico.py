@@ -149,9 +149,10 @@ def ot_alignment_loss(
         cost = squared_euclidean_cost(f_hat, g_hat)  # (B, N, M), differentiable
         opts = dict(solver.solve_kwargs(), warn=False)
         if grad == "envelope":
-            plan = sinkhorn(cost.detach(), None, None, solver.reg, **opts).plan
+            plan = sinkhorn(cost.detach(), None, None, solver.reg, **opts).require("plan")
         else:
-            plan = sinkhorn(cost, None, None, solver.reg, grad="unrolled", **opts).plan
+            res = sinkhorn(cost, None, None, solver.reg, grad="unrolled", **opts)
+            plan = res.require("plan")
         loss = (plan * cost).sum((-2, -1)).mean()
     return loss, plan.detach()
 

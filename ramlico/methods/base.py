@@ -32,7 +32,7 @@ import hashlib
 from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import lightning as L
 import torch
@@ -44,6 +44,9 @@ from ramlico.data.sampling import get_rng_states, set_rng_states
 from ramlico.metrics import MultiLabelMetrics, TopKAccuracy
 from ramlico.utils import get_logger
 from ramlico.utils.frozen import frozen_submodules
+
+if TYPE_CHECKING:
+    from lightning.fabric.utilities.data import AttributeDict
 
 __all__ = ["LabelScores", "RamlicoModule", "adapt_ks"]
 
@@ -104,6 +107,10 @@ class RamlicoModule(L.LightningModule, ABC):
     #: True if the model scores any label set (text embeddings); False for a fixed class head.
     #: Evaluating a checkpoint on other labels is then an error (``check_label_space``).
     open_vocabulary: ClassVar[bool] = True
+    #: True for zero-shot classifiers whose test runs write ``predictions.csv`` and
+    #: ``zero_shot_metrics.json`` (:class:`ramlico.callbacks.ZeroShotWriter`, added by
+    #: :meth:`configure_callbacks` when the run has none; :meth:`prediction_summary`).
+    zero_shot_outputs: ClassVar[bool] = False
 
     def __init__(self, ks: Sequence[int] = (3, 5)) -> None:
         super().__init__()
@@ -121,6 +128,10 @@ class RamlicoModule(L.LightningModule, ABC):
         #: Probability calibration and tag thresholds (``ramlico.predict.calibration``) fitted on
         #: a validation split; travels in the checkpoint (``ckpt["ramlico"]["calibration"]``).
         self.calibration: dict[str, Any] | None = None
+        #: Transductive methods (scoring a whole split at the end of the test epoch, OTFusion):
+        #: per split ``{"index" (N,), "scores" (N, C), "targets" (N,)}``, the same on every rank,
+        #: for the callbacks. Inductive methods return their scores from ``test_step`` instead.
+        self.epoch_outputs: dict[str, dict[str, Tensor]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -133,12 +144,18 @@ class RamlicoModule(L.LightningModule, ABC):
                 "predict_scores(images, split))"
             )
 
+    if TYPE_CHECKING:  # save_hyperparameters() always stores an AttributeDict
+
+        @property
+        def hparams(self) -> AttributeDict: ...
+
     # ----------------------------------------------------------------- label sets and metrics
     @property
     def datamodule(self) -> RamlicoDataModule | None:
         """The Trainer's datamodule (the typed :class:`~ramlico.data.RamlicoDataModule`), or
         ``None`` outside a Trainer run."""
-        dm = self.trainer.datamodule if self._trainer is not None else None
+        # Trainer.datamodule is set by Lightning's data connector and not declared on Trainer
+        dm = self.trainer.datamodule if self._trainer is not None else None  # type: ignore[attr-defined]
         if dm is not None and not isinstance(dm, RamlicoDataModule):
             raise TypeError(
                 f"{type(self).__name__} needs a ramlico datamodule (a ramlico.data."
@@ -168,16 +185,20 @@ class RamlicoModule(L.LightningModule, ABC):
         for split in splits:
             if split not in self.metrics:
                 self.metrics[split] = self._make_metric(split)
-        self._updated: set[str] = set()
+        self._updated = set()
         self.on_label_sets_ready()
 
-    def _make_metric(self, split: str) -> nn.Module:
+    def _make_metric(self, split: str) -> MultiLabelMetrics | TopKAccuracy:
         """P/R/F1@k + mAP (multi-label) or top-1/top-5 accuracy (multi-class), k <= C."""
         wanted = self.ks if self.task == "multilabel" else (1, 5)
         ks = adapt_ks(wanted, len(self.label_names[split]), split, self.task)
         if self.task == "multiclass":
             return TopKAccuracy(ks=ks)
         return MultiLabelMetrics(ks=ks)
+
+    def _metric(self, split: str) -> MultiLabelMetrics | TopKAccuracy:
+        """The metric of ``split`` (built by :meth:`_make_metric`)."""
+        return cast("MultiLabelMetrics | TopKAccuracy", self.metrics[split])
 
     def on_label_sets_ready(self) -> None:
         """Hook: the label names of every split are known (build text classifiers here)."""
@@ -204,6 +225,22 @@ class RamlicoModule(L.LightningModule, ABC):
         """
         s = self.scores(images, label_names)
         return LabelScores(scores=s, logits=s)
+
+    def prediction_summary(self, split: str) -> dict[str, Any] | None:
+        """The leading fields of a test run's ``zero_shot_metrics.json`` (method, dataset, model,
+        ...), for the methods with ``zero_shot_outputs``; ``None`` = none for ``split``."""
+        return None
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """A default :class:`~ramlico.callbacks.ZeroShotWriter` for ``zero_shot_outputs``
+        methods whose run configures none (e.g. ``callbacks=none``)."""
+        # imported here: ramlico.callbacks imports ramlico.predict, which imports this module
+        from ramlico.callbacks.zero_shot import ZeroShotWriter
+
+        # Trainer.callbacks is set by Lightning's callback connector, not declared on Trainer
+        present = self.trainer.callbacks if self._trainer is not None else []  # type: ignore[attr-defined]
+        configured = any(isinstance(c, ZeroShotWriter) for c in present)
+        return [ZeroShotWriter()] if self.zero_shot_outputs and not configured else []
 
     def eval_transform(self) -> Any:
         """The model's own evaluation preprocessing (decoded PIL image -> model input), or
@@ -235,7 +272,7 @@ class RamlicoModule(L.LightningModule, ABC):
             raise ValueError(
                 f"split '{split}': scores {tuple(scores.shape)} vs targets {tuple(targets.shape)}"
             )
-        self.metrics[split].update(scores.float(), targets)
+        self._metric(split).update(scores.float(), targets)
         self._updated.add(split)
         return {"split": split, "scores": scores.detach(), "logits": out.logits.detach(),
                 "targets": targets}  # fmt: skip
@@ -244,7 +281,7 @@ class RamlicoModule(L.LightningModule, ABC):
         for split in splits:
             if split not in self._updated:
                 continue
-            metric = self.metrics[split]
+            metric = self._metric(split)
             values = metric.compute()
             # torchmetrics has already reduced the states over all ranks, so every rank holds the
             # same values; sync_dist=True only makes Lightning's epoch-level mean of these equal
@@ -263,7 +300,7 @@ class RamlicoModule(L.LightningModule, ABC):
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self._eval_step(batch, dataloader_idx, self.val_splits)
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict | None:
         return self._eval_step(batch, dataloader_idx, self.eval_splits)
 
     def on_validation_epoch_end(self) -> None:

@@ -11,8 +11,9 @@ depend on batch size, order, workers or the number of DDP processes. Spec: ``laz
 ``method`` switches to a baseline on the same global embeddings and class names (docs/zero_shot.md
 section 10): ``clip`` (templates averaged, CLIP-E with several), ``dclip`` (mean cosine over the
 LaZSL descriptor sentences), ``waffle`` (WaffleCLIP random descriptors) and ``cupl`` (CuPL
-sentence file). Every run writes ``predictions.csv`` and ``zero_shot_metrics.json``
-(:class:`ramlico.zeroshot.predictions.PredictionLog`); LaZSL also writes explanation panels.
+sentence file). Test steps return the batch's scores, targets and dataset indices, and LaZSL's
+explanations and panels; :class:`ramlico.callbacks.ZeroShotWriter` writes ``predictions.csv``,
+``zero_shot_metrics.json`` and the explanations from them.
 
 Batches from the loader are :class:`ramlico.zeroshot.crops.LaZSLViews` (uint8 views + boxes,
 plus the original in ``tensor`` mode) with the dataset indices in ``batch[2]``. Callers without
@@ -23,7 +24,6 @@ the original images may pass normalised ``(B, 3, H, W)`` tensors; crops then com
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,6 @@ from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextFeatureCache
 from ramlico.ot import SolverOptions
 from ramlico.utils import get_logger
-from ramlico.utils.distributed import all_gather_objects
 from ramlico.zeroshot import (
     LAZSL_SOLVER,
     clip_scores,
@@ -55,7 +54,6 @@ from ramlico.zeroshot import (
 from ramlico.zeroshot.baselines import cupl_sentences, load_word_list, waffle_texts
 from ramlico.zeroshot.crops import CROP_MODES, CropViews, LaZSLViews, resize_crops
 from ramlico.zeroshot.panel import explanation_panel, to_uint8_image
-from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
 __all__ = ["METHODS", "LaZSL", "resolve_descriptors_file"]
 
@@ -107,8 +105,9 @@ class LaZSL(RamlicoModule):
         seed: crop seed.
         explain_images: explain the prediction of the first this-many test images: the
             descriptors that decided it (transport-weighted contribution ``w_j = sum_i T_ij S*_ij``,
-            as in the paper's Fig. 4) and the crops that carried the most (boxes), written to
-            ``<output dir>/lazsl_explanations.json``. 0 = off.
+            as in the paper's Fig. 4) and the crops that carried the most (boxes), returned
+            from ``test_step`` (``ZeroShotWriter`` writes ``<output dir>/lazsl_explanations.json``).
+            0 = off.
         explain_top: descriptors and crops listed per explanation.
         method: ``lazsl`` or a baseline ``clip``, ``dclip``, ``waffle``, ``cupl`` (:data:`METHODS`).
         templates: ``clip``'s prompt templates (one ``{}``); several = CLIP-E (averaged).
@@ -119,10 +118,10 @@ class LaZSL(RamlicoModule):
         waffle_word_list: one word per line (WaffleCLIP's list); ``None`` = the words of the
             descriptor file.
         explain_png: also draw each explanation as ``lazsl_explanations/<index>.png``.
-        write_predictions: write ``predictions.csv`` and ``zero_shot_metrics.json``.
     """
 
     eval_only = True
+    zero_shot_outputs = True
 
     def __init__(
         self,
@@ -148,7 +147,6 @@ class LaZSL(RamlicoModule):
         waffle_seed: int = 0,
         waffle_word_list: str | None = None,
         explain_png: bool = True,
-        write_predictions: bool = True,
     ) -> None:
         super().__init__(ks=(1, 5))
         if method not in METHODS:
@@ -167,11 +165,10 @@ class LaZSL(RamlicoModule):
         self.words = load_word_list(waffle_word_list) if waffle_word_list else None
         self.text = TextFeatureCache(backbone)  # descriptor / baseline sentence embeddings
         self._pre: ImagePreprocess | None = None
-        self._batch_labels: Tensor | None = None
         self._batch_index: Tensor | None = None
+        #: explanations and panels of the current batch (``_explain_batch``)
         self.explanations: list[dict] = []
         self.panels: list[tuple[int, Any]] = []
-        self.predictions = PredictionLog(k=5)
 
     def eval_transform(self) -> Any:
         """The loader's per-image transform: the backbone's own preprocessing; for ``lazsl`` the
@@ -182,46 +179,26 @@ class LaZSL(RamlicoModule):
         return CropViews(self.backbone.preprocess(), hp.num_crops, tuple(hp.crop_scale), hp.seed,
                          hp.crop_mode)  # fmt: skip
 
-    def on_test_epoch_start(self) -> None:
-        self.explanations = []
-        self.panels = []
-        self.predictions = PredictionLog(k=5)
+    def prediction_summary(self, split: str) -> dict[str, Any]:
+        dm = self.datamodule
+        dataset = dm.dataset_name if dm is not None else None
+        return {"method": self.hparams.method, "dataset": dataset,
+                "model": self.backbone.model_name}  # fmt: skip
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
-        self._batch_labels = batch[1]
+        """The base step's outputs plus the batch's dataset ``index`` and, for explained images,
+        ``explanations`` (records) and ``panels`` (``(index, PIL image)``)."""
         self._batch_index = batch[2] if len(batch) > 2 else None
+        self.explanations, self.panels = [], []
         try:
-            return super().test_step(batch, batch_idx, dataloader_idx)
+            out = self._eval_step(batch, dataloader_idx, self.eval_splits)
         finally:
-            self._batch_labels = self._batch_index = None
-
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        if self._trainer is None:
-            return
-        # Collectives first (every rank), then rank 0 writes once, in dataset-index order.
-        explanations = sorted(sum(all_gather_objects(self.explanations), []),
-                              key=lambda r: r["image_index"])  # fmt: skip
-        panels = sorted(sum(all_gather_objects(self.panels), []), key=lambda p: p[0])
-        predictions = self.predictions.gather(self.device)
-        if not self.trainer.is_global_zero:
-            return
-        root = Path(self.trainer.default_root_dir)
-        if explanations:
-            out = root / "lazsl_explanations.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(explanations, indent=1))
-            log.info("wrote %d LaZSL explanations to %s", len(explanations), out)
-        for index, panel in panels:
-            (root / "lazsl_explanations").mkdir(parents=True, exist_ok=True)
-            panel.save(root / "lazsl_explanations" / f"{index:05d}.png")
-        if self.hparams.write_predictions and len(predictions):
-            dataset, paths = dataset_info(self.datamodule, self.eval_splits[0])
-            info = {"method": self.hparams.method, "dataset": dataset,
-                    "model": self.backbone.model_name}  # fmt: skip
-            out = predictions.write(root, self.label_names[self.eval_splits[0]], info=info,
-                                    paths=paths)  # fmt: skip
-            log.info("wrote %d predictions to %s", len(predictions), out)
+            self._batch_index = None
+        if len(batch) > 2:
+            out["index"] = batch[2]
+        out["explanations"], out["panels"] = self.explanations, self.panels
+        self.explanations, self.panels = [], []
+        return out
 
     def _explain_inputs(
         self, images: Tensor | LaZSLViews, index: Tensor
@@ -390,6 +367,7 @@ class LaZSL(RamlicoModule):
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
         self._batch_index = batch[1]  # dataset indices: crop seeds and explained images
+        self.explanations, self.panels = [], []  # label_scores reads this batch's panels
         try:
             return super().predict_step(batch, batch_idx, dataloader_idx)
         finally:
@@ -403,16 +381,16 @@ class LaZSL(RamlicoModule):
         ``(B, 3, H, W)`` images (crops then come from that tensor, :meth:`crop_embeddings`).
         """
         hp = self.hparams
-        views = images if isinstance(images, LaZSLViews) else None
         index = self._batch_index
-        if views is not None:
-            global_feat, crop_feat = self.view_embeddings(views)
+        if isinstance(images, LaZSLViews):
+            global_feat, crop_feat = self.view_embeddings(images)
         else:
             global_feat = F.normalize(self.backbone.embed_image(images), dim=-1)
             crop_feat = self.crop_embeddings(images, index) if hp.method == "lazsl" else None
         n_images = global_feat.shape[0]
         index = torch.arange(n_images) if index is None else index.cpu()
         if hp.method == "lazsl":
+            assert crop_feat is not None  # lazsl encodes crops (view_embeddings, crop_embeddings)
             desc, mask = self.descriptor_embeddings(split)
             scores = lazsl_scores(
                 global_feat, crop_feat, desc.to(global_feat.dtype), mask, theta=hp.theta,
@@ -429,6 +407,4 @@ class LaZSL(RamlicoModule):
                 scores = clip_scores(global_feat, mean_text_classifier(feats, mask))
             else:  # dclip, waffle: mean cosine over the class's sentences
                 scores = dclip_scores(global_feat, feats, mask)
-        if self._batch_labels is not None:
-            self.predictions.add(index, scores, self._batch_labels)
         return scores

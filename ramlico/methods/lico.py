@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -250,6 +250,7 @@ class LICOModule(RamlicoModule):
         if not (with_text and self.hp.enabled) or self.lico_train is not None:
             return
         hp = self.hp
+        assert self.text_encoder_factory is not None  # checked in __init__ (lico.enabled)
         prompts = LICOPromptLearner(
             self.text_encoder_factory(), class_names, n_ctx=hp.n_ctx,
             variant_init=hp.variant_init, init_phrase=hp.init_phrase,
@@ -334,6 +335,8 @@ class LICOModule(RamlicoModule):
             dict with ``mm``, ``ot`` (scalars) and ``plan_entropy`` (mean, for logging).
         """
         hp, parts = self.hp, self.lico_train
+        if parts is None:
+            raise RuntimeError("LICO losses need the text side: call build(class_names) first")
         classes, inverse = torch.unique(labels, return_inverse=True)
         perm = None
         if hp.dynamic_context and self.training:
@@ -350,8 +353,10 @@ class LICOModule(RamlicoModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         images, labels = batch[0], batch[1]
-        maps, pooled = self.export().features(images)
-        logits = self.classifier.head(pooled)
+        classifier = self.export()
+        maps, pooled = classifier.features(images)
+        assert classifier.head is not None  # export() checked it
+        logits = classifier.head(pooled)
         ce = F.cross_entropy(logits, labels)
         loss = ce
         logs = {"train/ce": ce}
@@ -359,20 +364,26 @@ class LICOModule(RamlicoModule):
             parts = self.lico_losses(maps, pooled, labels)
             loss = ce + self.hp.alpha * parts["mm"] + self.hp.beta * parts["ot"]
             logs.update({f"train/{k}": v for k, v in parts.items()})
-            logs["train/tau"] = self.lico_train["mm"].tau.detach()
+            logs["train/tau"] = self._mm_loss().tau.detach()
         logs["train/acc"] = (logits.argmax(-1) == labels).float().mean() * 100
         logs["train/loss"] = loss
         self.log_dict(logs, prog_bar=False, batch_size=images.shape[0])
         return loss
 
+    def _mm_loss(self) -> ManifoldMatchingLoss:
+        """The manifold-matching loss (it holds the temperature) of the built text side."""
+        if self.lico_train is None:
+            raise RuntimeError("the LICO text side is built in setup(); call build() first")
+        return cast(ManifoldMatchingLoss, self.lico_train["mm"])
+
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
-        temperature = []
+        temperature: list[nn.Parameter] = []
         if self.lico_train is not None:
-            temperature = [self.lico_train["mm"].tau_param]
+            temperature = [self._mm_loss().tau_param]
         temp_ids = {id(p) for p in temperature}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in temp_ids]
-        groups = [{"params": rest}]
+        groups: list[dict[str, Any]] = [{"params": rest}]
         if temperature:  # tau is excluded from weight decay (ramlico; the reference code decays it)
             groups.append({"params": temperature, "weight_decay": 0.0})
         optimizer = self.optimizer_factory(params=groups)

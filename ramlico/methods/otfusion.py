@@ -9,7 +9,8 @@ With ``cache_dir`` the features of every ``cache_chunk_batches`` consecutive bat
 one chunk of a :class:`ramlico.zeroshot.feature_cache.FeatureCache` keyed by the encoders'
 weights fingerprint and the data config: a killed run resumes from the last finished chunk, and
 a re-run (e.g. another ``rounds``/``eps``) skips the encoders entirely (the loader still reads
-the images). Per-image predictions go to ``<run dir>/predictions.csv``.
+the images). The fused scores of each split are left in ``epoch_outputs``, from which
+:class:`ramlico.callbacks.ZeroShotWriter` writes ``<run dir>/predictions.csv``.
 
 Images are preprocessed by the CLIP backbone's own transform (:meth:`OTFusion.eval_transform`).
 Under DDP each rank extracts its share of the split (every image once), the features are gathered
@@ -21,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,7 +37,6 @@ from ramlico.utils import get_logger
 from ramlico.utils.distributed import all_gather_rows
 from ramlico.zeroshot import OTFUSION_SOLVER, otfusion_predict
 from ramlico.zeroshot.feature_cache import FeatureCache
-from ramlico.zeroshot.predictions import PredictionLog, dataset_info
 
 __all__ = ["OTFusion", "weights_fingerprint"]
 
@@ -88,7 +87,6 @@ class OTFusion(RamlicoModule):
             0.01, 4 iterations); a mapping changes only the fields it names.
         cache_dir: folder of the resumable feature cache; ``None`` = keep features in memory.
         cache_chunk_batches: batches per cache chunk.
-        write_predictions: write ``predictions.csv`` and ``zero_shot_metrics.json``.
         dino_norm: ``"imagenet"`` re-normalises the (CLIP-normalised) input with the DINOv2
             model's own mean/std before the DINOv2 forward (docs/zero_shot.md, "OTFusion");
             ``"clip"`` feeds the same tensor as CLIP (the authors' driver, parity).
@@ -97,6 +95,7 @@ class OTFusion(RamlicoModule):
     """
 
     eval_only = True
+    zero_shot_outputs = True
 
     def __init__(
         self,
@@ -106,7 +105,6 @@ class OTFusion(RamlicoModule):
         solver: SolverOptions | Mapping[str, Any] | None = None,
         cache_dir: str | None = None,
         cache_chunk_batches: int = 16,
-        write_predictions: bool = True,
         dino_norm: str = "imagenet",
         **fusion_kwargs: Any,
     ) -> None:
@@ -128,6 +126,7 @@ class OTFusion(RamlicoModule):
         self._features: dict[str, list[list[Tensor]]] = {}
         self._caches: dict[str, FeatureCache] = {}
         self._pending: dict[str, dict[int, list[list[Tensor]]]] = {}
+        self._clip_top1: dict[str, float] = {}
 
     def eval_transform(self) -> Any:
         """The CLIP backbone's own preprocessing (DINOv2 gets the same pixels, see
@@ -167,6 +166,7 @@ class OTFusion(RamlicoModule):
 
     def on_test_epoch_start(self) -> None:
         self._features, self._caches, self._pending = {}, {}, {}
+        self.epoch_outputs, self._clip_top1 = {}, {}
         if self.hparams.cache_dir is None:
             return
         if self.trainer.world_size > 1:
@@ -189,6 +189,8 @@ class OTFusion(RamlicoModule):
         # The input was normalised by the CLIP preprocessing (eval_transform), or by the
         # datamodule's own statistics when it does not take a model transform.
         dm = self.datamodule
+        src_mean: Sequence[float]
+        src_std: Sequence[float]
         if dm is None or dm.uses_model_transform:
             src_mean, src_std = self.clip.image_mean, self.clip.image_std
         else:
@@ -267,23 +269,18 @@ class OTFusion(RamlicoModule):
                     values[f"top{k}"] = topk_accuracy(result.probs, y, k)
                     values[f"clip_top{k}"] = topk_accuracy(result.clip_prior, y, k)
             self.log_dict({f"test/{split}/{k}": v for k, v in values.items()}, sync_dist=False)
-            if self.hparams.write_predictions and self.trainer.is_global_zero:
-                self._write_predictions(split, result.probs, y, values)
+            # rows in dataset order (_split_features), the same on every rank
+            self.epoch_outputs[split] = {"index": torch.arange(len(y)), "scores": result.probs,
+                                         "targets": y}  # fmt: skip
+            self._clip_top1[split] = float(values["clip_top1"])
         self._features, self._pending = {}, {}
 
-    def _write_predictions(self, split: str, probs: Tensor, y: Tensor, values: dict) -> None:
-        dataset, paths = dataset_info(self.datamodule, split)
-        preds = PredictionLog(k=5)
-        preds.add(torch.arange(len(y)), probs, y)  # rows are in dataset order (_split_features)
-        info = {
+    def prediction_summary(self, split: str) -> dict[str, Any]:
+        dm = self.datamodule
+        return {
             "method": "otfusion",
-            "dataset": dataset,
+            "dataset": dm.dataset_name if dm is not None else None,
             "model": self.clip.model_name,
             "split": split,
-            "clip_top1": float(values["clip_top1"]),
+            "clip_top1": self._clip_top1[split],
         }
-        folder = Path(self.trainer.default_root_dir)
-        if len(self.eval_splits) > 1:
-            folder = folder / split
-        out = preds.write(folder, self.label_names[split], paths=paths, info=info)
-        log.info("wrote %d OTFusion predictions to %s", len(y), out)

@@ -46,7 +46,8 @@ __all__ = ["RAM", "RAMOutput"]
 log = get_logger(__name__)
 Tensor = torch.Tensor
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+#: called as ``factory(optimizer=...)`` (a Hydra ``_partial_`` of a scheduler class)
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 #: Trainable parameter groups, in optimiser order (see :meth:`RAM.param_groups`).
 GROUPS = ("adapters", "temperatures", "prompts")
 
@@ -213,6 +214,7 @@ class RAM(RamlicoModule):
             sim = torch.einsum("bnd,cd->bnc", z_hat, t_hat)
             prior = None
             if use_teacher:
+                assert out.teacher_regions is not None and targets is not None  # with_teacher
                 with torch.no_grad():
                     zt = F.normalize(out.teacher_regions.float(), dim=-1)
                     st = torch.einsum("bnd,cd->bnc", zt, self.teacher_label_features(names))
@@ -318,7 +320,9 @@ class RAM(RamlicoModule):
 
     def on_train_epoch_start(self) -> None:
         self.text.clear("prompted")
-        for group in self.optimizers().param_groups:  # constant within the epoch, on every rank
+        optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)  # one (combined) optimiser
+        for group in optimizer.param_groups:  # constant within the epoch, on every rank
             self.log(f"lr/{group['name']}", group["lr"], sync_dist=True)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -330,7 +334,7 @@ class RAM(RamlicoModule):
             "prompts": [p for p in prompts if p.requires_grad],
         }
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         """One optimiser per group (AdamW, AdamW, SGD by default), stepped as one, + schedule."""
         if self.optimizer_factories is None:
             raise ValueError(

@@ -166,7 +166,7 @@ class MultiLabelMetrics(MetricCollection):
         postfix: str | None = None,
     ) -> None:
         ks = _check_ks(ks)
-        metrics: dict[str, Metric] = {f"top{k}": MultiLabelTopK(k) for k in ks}
+        metrics: dict[str, Metric | MetricCollection] = {f"top{k}": MultiLabelTopK(k) for k in ks}
         if map:
             metrics["mAP"] = MeanAveragePrecision(empty_label_ap)
         else:

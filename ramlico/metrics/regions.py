@@ -23,6 +23,7 @@ scores high on both; the uniform map scores the objects' area share on both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torchmetrics import Metric
@@ -39,7 +40,7 @@ __all__ = [
 Tensor = torch.Tensor
 
 
-def _sizes(image_size, n: int) -> list[tuple[float, float]]:
+def _sizes(image_size: float | Sequence[Any], n: int) -> list[tuple[float, float]]:
     """One ``(width, height)`` per image from an int, a ``(W, H)`` pair or a list of pairs."""
     if isinstance(image_size, (int, float)):
         return [(float(image_size), float(image_size))] * n
@@ -162,8 +163,11 @@ class RegionEvidence(Metric):
     """
 
     full_state_update = False
+    hits: Tensor
+    mass: Tensor
+    pairs: Tensor
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_state("hits", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("mass", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")

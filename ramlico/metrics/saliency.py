@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,7 +159,9 @@ def insertion_deletion(
     if target is None:
         with torch.no_grad():
             target = int(model(image[None].float()).argmax(-1))
-    kw = dict(step=step, substrate=substrate, insertion_start=insertion_start, target=target)
+    kw: dict[str, Any] = dict(
+        step=step, substrate=substrate, insertion_start=insertion_start, target=target
+    )
     ins = float(auc_trapezoid(perturbation_scores(model, image, saliency, "insertion", **kw)))
     dele = float(auc_trapezoid(perturbation_scores(model, image, saliency, "deletion", **kw)))
     return {"insertion": ins, "deletion": dele, "overall": ins - dele}

@@ -57,7 +57,7 @@ class EMAShadow:
         self._backup: dict[str, Tensor] | None = None
 
     def _live(self, owner: nn.Module) -> Iterator[tuple[str, Tensor]]:
-        tensors = dict(owner.named_parameters())
+        tensors: dict[str, Tensor] = dict(owner.named_parameters())
         tensors.update(dict(owner.named_buffers()))
         missing = [n for n in self.names if n not in tensors]
         if missing:

@@ -171,4 +171,4 @@ def kcot_plan(
         res = sinkhorn(None, u, v, log_kernel=log_k, **solve)
     else:
         res = sinkhorn(cost, u, v, config.eps, **solve)
-    return res.plan
+    return res.require("plan")

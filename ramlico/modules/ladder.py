@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ramlico.backbones.clip import project_visual_tokens
+from ramlico.backbones.clip import OpenCLIPTower, project_visual_tokens
 from ramlico.modules.layers import LayerSpec, resolve_layers
 from ramlico.modules.saa import self_aware_attention
 from ramlico.modules.tss import TextGuidedSpatialSelection
@@ -43,7 +43,7 @@ class LadderOutput:
     teacher_regions: Tensor | None = None
 
 
-def _check_visual(visual: nn.Module) -> None:
+def _check_visual(visual: OpenCLIPTower) -> None:
     needed = (
         "conv1",
         "class_embedding",
@@ -122,7 +122,7 @@ class LadderLocalAdapter(nn.Module):
 
     # ------------------------------------------------------------------ frozen-tower pieces
     @staticmethod
-    def embed(visual: nn.Module, images: Tensor) -> Tensor:
+    def embed(visual: OpenCLIPTower, images: Tensor) -> Tensor:
         """Patch embedding, class token, positions, ln_pre: ``(B, 3, H, W)`` -> ``(B, 1+N, W)``."""
         _check_visual(visual)
         size = getattr(visual, "image_size", None)
@@ -139,7 +139,7 @@ class LadderLocalAdapter(nn.Module):
         return visual.ln_pre(x)
 
     @staticmethod
-    def block(blk: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    def block(blk: OpenCLIPTower, x: Tensor) -> tuple[Tensor, Tensor]:
         """One open_clip residual block; returns ``(output, LN1 output h)``."""
         h = blk.ln_1(x)
         x = x + blk.ls_1(blk.attention(q_x=h))
@@ -147,13 +147,19 @@ class LadderLocalAdapter(nn.Module):
         return x, h
 
     @staticmethod
-    def project(visual: nn.Module, tokens: Tensor) -> Tensor:
+    def project(visual: OpenCLIPTower, tokens: Tensor) -> Tensor:
         """``ln_post`` then ``proj``: ``(..., W)`` -> ``(..., D)``."""
         return project_visual_tokens(visual, tokens)
 
     # ------------------------------------------------------------------ forward
     def _run(
-        self, visual: nn.Module, x: Tensor, r: Tensor, start: int, text: Tensor | None, adapt: bool
+        self,
+        visual: OpenCLIPTower,
+        x: Tensor,
+        r: Tensor,
+        start: int,
+        text: Tensor | None,
+        adapt: bool,
     ) -> tuple[Tensor, Tensor]:
         blocks = visual.transformer.resblocks
         n_real = x.shape[1]
@@ -181,7 +187,7 @@ class LadderLocalAdapter(nn.Module):
 
     def forward(
         self,
-        visual: nn.Module,
+        visual: OpenCLIPTower,
         images: Tensor,
         text: Tensor | None,
         *,
@@ -221,13 +227,13 @@ class LadderLocalAdapter(nn.Module):
         z = self.project(visual, r[:, 1:])
         return LadderOutput(g, z, teacher)
 
-    def _run_prefix(self, visual: nn.Module, x0: Tensor, stop: int) -> tuple[Tensor, Tensor]:
+    def _run_prefix(self, visual: OpenCLIPTower, x0: Tensor, stop: int) -> tuple[Tensor, Tensor]:
         """Frozen blocks ``0 .. stop-1`` (no adapters there): ``(x^(stop), r^(stop))``."""
         return saa_streams(visual, x0, stop, self.saa_layers)
 
 
 def saa_streams(
-    visual: nn.Module, x0: Tensor, stop: int, saa_layers: Sequence[int]
+    visual: OpenCLIPTower, x0: Tensor, stop: int, saa_layers: Sequence[int]
 ) -> tuple[Tensor, Tensor]:
     """Blocks ``0 .. stop-1`` of the plain tower: main stream ``x`` and SAA side stream ``r``.
 

@@ -50,6 +50,9 @@ class LICOPromptLearner(nn.Module):
         seed: seed of the context initialisation (``None``: the global generator).
     """
 
+    token_ids: Tensor
+    eot_index: Tensor
+
     def __init__(
         self,
         clip: CLIPBackbone,
@@ -97,7 +100,10 @@ class LICOPromptLearner(nn.Module):
         ctx = self._init_context(clip, ctx_std, variant_init, init_phrase, seed)
         self.ctx = nn.Parameter(ctx, requires_grad=prompt_mode == "learnable")
 
-    def _init_context(self, clip, std, variant_init, phrase, seed) -> Tensor:
+    def _init_context(
+        self, clip: CLIPBackbone, std: float, variant_init: str, phrase: str | None,
+        seed: int | None,
+    ) -> Tensor:  # fmt: skip
         """``(M, n_ctx, W)``: rolled copies of one ``N(0, std^2)`` base (+ phrase in the tail)."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         width = self.text.width

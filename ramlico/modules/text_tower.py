@@ -27,6 +27,8 @@ class FrozenCLIPTextTower(FrozenModule):
         ValueError: the model does not pool text at the EOT (argmax) token.
     """
 
+    attn_mask: Tensor | None
+
     def __init__(self, clip: CLIPBackbone) -> None:
         super().__init__()
         model = clip.model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ramlico.ot.sinkhorn import sinkhorn
@@ -16,7 +18,7 @@ def entropic_ot_value(
     reg: float | Tensor,
     a: Tensor | None = None,
     b: Tensor | None = None,
-    **sinkhorn_kwargs,
+    **sinkhorn_kwargs: Any,
 ) -> Tensor:
     """``W_reg(C) = min_{T in Pi(a,b)} <T, C> - reg H(T)`` with ``dW/dC = T*`` (no unrolling).
 
@@ -41,7 +43,7 @@ def entropic_ot_value(
         raise ValueError("entropic_ot_value always solves with grad='none' and output='plan'")
     reg_det = reg.detach() if isinstance(reg, Tensor) else reg
     res = sinkhorn(cost.detach(), a, b, reg_det, **sinkhorn_kwargs)
-    plan = res.plan
+    plan = res.require("plan")
     c = cost.to(plan.dtype)
     reg_t = torch.as_tensor(reg, dtype=plan.dtype, device=plan.device)
     plogp = torch.where(plan > 0, plan * torch.log(plan), torch.zeros_like(plan)).sum((-2, -1))

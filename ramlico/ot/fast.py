@@ -43,6 +43,7 @@ import functools
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -128,9 +129,10 @@ def resolve_fast_mode(
     return fast
 
 
-def _advance(path: LogDomain | ScalingDomain, active: Tensor, state):
+def _advance(path: LogDomain | ScalingDomain, active: Tensor, state: Any) -> Any:
     """One iteration for the ``active`` problems; frozen ones keep their state."""
-    return path.where(active, path.iterate(state), state)
+    new: Any = path.iterate(state)  # the same state type as ``state`` (the path's own)
+    return path.where(active, new, state)
 
 
 @functools.cache
@@ -171,20 +173,21 @@ def fixed_iterations(
         ``(f, g, out_of_range)``: log-scalings ``(*batch, N)``, ``(*batch, M)`` and a 0-dim bool
         tensor, True when the default driver would have taken its log-domain fallback.
     """
-    path = LogDomain(p, order) if use_log else ScalingDomain(p, order)
+    scaling = None if use_log else ScalingDomain(p, order)
+    path = LogDomain(p, order) if scaling is None else scaling
     blas = getattr(path, "use_matmul", False)
     advance = _compiled_advance() if compiled and not blas else _advance
     active = ~p.empty
-    state = path.start(f0, g0)
+    state: Any = path.start(f0, g0)  # LogState or ScalingState, the path's own
     out_of_range = torch.zeros((), dtype=torch.bool, device=f0.device)
     done = 0
     for k in points:
         for _ in range(k - done):
             state = advance(path, active, state)
-        if not use_log:
-            out_of_range = out_of_range | (path.out_of_range(state) & active).any()
+        if scaling is not None:
+            out_of_range = out_of_range | (scaling.out_of_range(state) & active).any()
             if k == 1 or k % absorb_every == 0:
-                state = path.absorb(state, active)
+                state = scaling.absorb(state, active)
         done = k
     f, g = path.potentials(state)
     return f, g, out_of_range
@@ -331,7 +334,7 @@ def solve_fixed(
     default driver, which gives the answer the fast path would have given had it been safe.
     One host synchronisation (the range flag) per call, none per iteration.
     """
-    kw = dict(
+    kw: dict[str, Any] = dict(
         order=order, points=tuple(points), absorb_every=absorb_every, use_log=use_log,
         compiled=mode == "compile",
     )  # fmt: skip
@@ -340,7 +343,9 @@ def solve_fixed(
     entry = None
     if on_cuda or mode == "graph":  # CPU "compile": no graph, the compiled loop runs directly
         tensors = {name: getattr(p, name) for name in _PROBLEM_TENSORS} | {"f0": f0, "g0": g0}
-        consts = dict(kappa_a=p.kappa_a, kappa_b=p.kappa_b, batch_shape=p.batch_shape)
+        consts: dict[str, Any] = dict(
+            kappa_a=p.kappa_a, kappa_b=p.kappa_b, batch_shape=p.batch_shape
+        )
         tf32 = on_cuda and torch.backends.cuda.matmul.allow_tf32  # read by ScalingDomain
         key = (
             mode, str(f0.device), tuple(sorted(kw.items())), tuple(consts.items()), tf32,
@@ -348,7 +353,8 @@ def solve_fixed(
         )  # fmt: skip
 
         def run(views: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-            static = Problem(**{k: views[k] for k in _PROBLEM_TENSORS}, **consts)
+            fields: dict[str, Any] = {k: views[k] for k in _PROBLEM_TENSORS}
+            static = Problem(**fields, **consts)
             return fixed_iterations(static, views["f0"], views["g0"], **kw)
 
         with torch.cuda.device(f0.device) if on_cuda else contextlib.nullcontext():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 
@@ -76,7 +77,13 @@ def _check_mask(mask: Tensor | None, name: str, size: int, device: torch.device)
 
 
 def _log_marginal(
-    values: Tensor | None, logs: Tensor | None, real: Tensor, name: str, size: int, dtype, device
+    values: Tensor | None,
+    logs: Tensor | None,
+    real: Tensor,
+    name: str,
+    size: int,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> Tensor:
     """Log-marginal ``(..., size)`` with ``-inf`` on zero mass and padding; uniform when absent."""
     if values is not None and logs is not None:
@@ -120,7 +127,9 @@ def _kappa(rho: float, reg: Tensor, name: str) -> float:
     return rho / (rho + float(reg))
 
 
-def _relaxation(reg_m, reg: Tensor) -> tuple[float, float]:
+def _relaxation(
+    reg_m: float | tuple[float, float] | list[float] | None, reg: Tensor
+) -> tuple[float, float]:
     if reg_m is None:
         return 1.0, 1.0
     if isinstance(reg_m, (tuple, list)):
@@ -132,7 +141,7 @@ def _relaxation(reg_m, reg: Tensor) -> tuple[float, float]:
     return _kappa(rho_a, reg, "reg_m (rows)"), _kappa(rho_b, reg, "reg_m (columns)")
 
 
-def _is_low_precision(x: Tensor | None) -> bool:
+def _is_low_precision(x: Tensor | None) -> TypeGuard[Tensor]:
     return isinstance(x, Tensor) and x.dtype in _LOW_PRECISION
 
 
@@ -154,7 +163,11 @@ def _round_off(values: Tensor | None, logs: Tensor | None) -> float:
 
 
 def _check_mass(
-    log_a: Tensor, log_b: Tensor, mass_tol: float, round_off: tuple[float, float], dtypes
+    log_a: Tensor,
+    log_b: Tensor,
+    mass_tol: float,
+    round_off: tuple[float, float],
+    dtypes: tuple[str, ...],
 ) -> None:
     """Balanced OT needs equal total mass on both sides of every non-empty problem.
 

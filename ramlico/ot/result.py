@@ -56,3 +56,12 @@ class OTResult:
     def potentials(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(f, g)``: the row and column log-scalings."""
         return self.f, self.g
+
+    def require(self, name: str) -> torch.Tensor:
+        """The optional field ``name`` (``"plan"``, ``"value"``, ``"contraction"``), or a
+        ``ValueError`` saying which ``output`` of :func:`ramlico.ot.sinkhorn` forms it."""
+        value = getattr(self, name)
+        if value is None:
+            needs = {"plan": "'plan'", "value": "'plan'", "contraction": "'contract'"}[name]
+            raise ValueError(f"this OTResult has no {name}: solve with output={needs}")
+        return value

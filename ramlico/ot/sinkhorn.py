@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -40,7 +41,7 @@ _SCALES = (None, "row_stochastic")
 class _Carry:
     """Loop state: the path's state plus the per-problem bookkeeping."""
 
-    state: tuple
+    state: Any  # the path's own: LogState (LogDomain) or ScalingState (ScalingDomain)
     f_prev: Tensor
     g_prev: Tensor
     active: Tensor
@@ -49,12 +50,14 @@ class _Carry:
     converged: Tensor
 
 
-def _choice(name: str, value, allowed: tuple) -> None:
+def _choice(name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not supported; choose one of {allowed}")
 
 
-def _initial_potentials(p: Problem, init) -> tuple[Tensor, Tensor]:
+def _initial_potentials(
+    p: Problem, init: tuple[Tensor | None, Tensor | None] | None
+) -> tuple[Tensor, Tensor]:
     """``(f0, g0)``, full size: zeros or the caller's, ``-inf`` on zero mass (docs/sinkhorn.md)."""
     lk = p.log_kernel
     f0, g0 = init if init is not None else (None, None)
@@ -68,13 +71,15 @@ def _initial_potentials(p: Problem, init) -> tuple[Tensor, Tensor]:
     return f0, g0
 
 
-def _run(path, p: Problem, carry: _Carry, n_steps: int, opts: dict) -> _Carry:
+def _run(
+    path: LogDomain | ScalingDomain, p: Problem, carry: _Carry, n_steps: int, opts: dict
+) -> _Carry:
     """``n_steps`` iterations with per-problem freezing; no host synchronisation."""
     tol, rows_first = opts["tol"], opts["order"] == "rows_first"
     state, f_prev, g_prev = carry.state, carry.f_prev, carry.g_prev
     active, n_iter, err, converged = carry.active, carry.n_iter, carry.err, carry.converged
     for _ in range(n_steps):
-        new = path.iterate(state)
+        new: Any = path.iterate(state)  # the path's own state type
         state = path.where(active, new, state)
         n_iter = n_iter + active.long()
         if tol is None:
@@ -130,7 +135,8 @@ def _solve(p: Problem, f0: Tensor, g0: Tensor, opts: dict) -> _Carry:
     max_iter, check_every = opts["max_iter"], opts["check_every"]
     use_log = _uses_log(opts)
     log_path = LogDomain(p, opts["order"])
-    path = log_path if use_log else ScalingDomain(p, opts["order"])
+    scaling = None if use_log else ScalingDomain(p, opts["order"])
+    path = log_path if scaling is None else scaling
     batch = p.batch_shape
     dev = f0.device
     prev0 = f0 if opts["stop_metric"] != "scaling_l1_mean" else torch.zeros_like(f0)
@@ -149,8 +155,8 @@ def _solve(p: Problem, f0: Tensor, g0: Tensor, opts: dict) -> _Carry:
         before = carry
         carry = _run(path, p, carry, k - done, opts)
         any_active = carry.active.any() if opts["tol"] is not None else None
-        if not use_log:
-            bad = path.out_of_range(carry.state) & ~p.empty
+        if scaling is not None:
+            bad = scaling.out_of_range(carry.state) & ~p.empty
             if opts["tol"] is not None and opts["stop_rule"] != "per_problem":
                 # 'all'/'batch_mean' couple the problems: a fallback problem's error steers every
                 # stop decision in this stretch, so the whole batch takes the log-domain stretch.
@@ -160,16 +166,16 @@ def _solve(p: Problem, f0: Tensor, g0: Tensor, opts: dict) -> _Carry:
             if flags[0]:
                 slow_start = replace(before, state=log_path.start(*start_pot))
                 slow = _run(log_path, p, slow_start, k - done, opts)
-                carry = _merge_fallback(path, bad, carry, slow)
-            if k == 1 or k % absorb_every == 0:
-                carry = replace(carry, state=path.absorb(carry.state, carry.active))
-            start_pot = path.potentials(carry.state)
+                carry = _merge_fallback(scaling, bad, carry, slow)
+            if k == 1 or k % opts["absorb_every"] == 0:
+                carry = replace(carry, state=scaling.absorb(carry.state, carry.active))
+            start_pot = scaling.potentials(carry.state)
         done = k
         is_check = check_every is not None and (k % check_every == 0 or k == max_iter)
         if opts["tol"] is not None and is_check and not bool(any_active):
             break
-    if not use_log:  # hand back plain log-scalings; the plan is formed from them
-        carry = replace(carry, state=log_path.start(*path.potentials(carry.state)))
+    if scaling is not None:  # hand back plain log-scalings; the plan is formed from them
+        carry = replace(carry, state=log_path.start(*scaling.potentials(carry.state)))
     return carry
 
 
@@ -349,7 +355,13 @@ def sinkhorn(
 
 
 def _finish(
-    p: Problem, carry: _Carry, opts: dict, output: str, contract_with, output_scale, warn: bool
+    p: Problem,
+    carry: _Carry,
+    opts: dict,
+    output: str,
+    contract_with: Tensor | None,
+    output_scale: str | None,
+    warn: bool,
 ) -> OTResult:
     """Form the outputs, zero the empty problems, check finiteness and warn on non-convergence."""
     f, g = carry.state
@@ -375,6 +387,7 @@ def _finish(
         gc = torch.where(c > 0, c * g, zero).sum(-1)
         value = p.reg * (fr + gc)
         if output == "contract":
+            assert contract_with is not None  # sinkhorn() requires it for output='contract'
             contraction = (plan * contract_with.to(plan.dtype)).sum((-2, -1))
             plan = None
         elif output_scale == "row_stochastic":

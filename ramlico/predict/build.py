@@ -70,6 +70,7 @@ def build_from_checkpoint(
     from ramlico.callbacks.ema import load_ema_average
     from ramlico.cli.checkpoint import load_checkpoint, restore_run  # ramlico.cli imports us
 
+    data: Mapping[str, Any] | None
     if cfg is not None and cfg.get("use_checkpoint_config", True):
         restored = restore_run(cfg, path)
         ckpt, model_cfg, data = restored.ckpt, restored.model_cfg, restored.preprocessing
@@ -112,10 +113,13 @@ def build_from_config(cfg: DictConfig) -> Built:
             "(ckpt_path=.../checkpoints/last.ckpt) instead of an experiment"
         )
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
-    data = OmegaConf.to_container(cfg.data, resolve=False) if "data" in cfg else {}
-    data = {k: cfg.data.get(k) for k in ("image_size", "mean", "std")} if data else {}
+    data: dict[str, Any] = {}
+    if "data" in cfg and cfg.data:
+        data = {k: cfg.data.get(k) for k in ("image_size", "mean", "std")}
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(config, dict)  # cfg.model is a mapping (it has a _target_)
     return Built(model, eval_transform_from_data_config(data), Calibration(), None,
-                 OmegaConf.to_container(cfg.model, resolve=True), _normalization(data))  # fmt: skip
+                 {str(k): v for k, v in config.items()}, _normalization(data))  # fmt: skip
 
 
 def build_from_experiment(name: str, overrides: Sequence[str] = ()) -> Built:

@@ -61,7 +61,7 @@ def build_app(predictor: Predictor, default_labels: Sequence[str] = ()) -> Any:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    def run(image: Any, labels_text: str, threshold: float | None) -> tuple:
+    def run(image: Any, labels_text: str, threshold: float | str | None) -> tuple:
         try:
             thr = None if threshold in (None, "") or float(threshold) <= 0 else float(threshold)
             return tag_image(predictor, image, labels_text, thr)

@@ -90,7 +90,7 @@ class Prediction:
         the cells at >= half the peak)."""
         per_label = {}
         for c, name in enumerate(self.labels):
-            entry = {
+            entry: dict[str, Any] = {
                 "score": float(self.scores[c]),
                 "probability": float(self.probabilities[c]),
                 "threshold": float(self.thresholds[c]),
@@ -155,7 +155,8 @@ def make_predictions(
     heat = out.heatmaps.detach().float().cpu().numpy() if out.heatmaps is not None else None
     return [
         Prediction(
-            image=names[b], size=tuple(sizes[b]), labels=list(labels), scores=scores[b],
+            image=names[b], size=(int(sizes[b][0]), int(sizes[b][1])), labels=list(labels),
+            scores=scores[b],
             probabilities=probs[b].numpy(), thresholds=thresholds.numpy(),
             tags=[labels[c] for c in tags[b]], heatmaps=heat[b] if heat is not None else None,
             panel=out.panels[b] if out.panels is not None else None,
@@ -282,10 +283,13 @@ class Predictor:
         Returns:
             one :class:`Prediction` per image, in input order.
         """
-        single = isinstance(images, (str, Path, Image.Image, np.ndarray, torch.Tensor)) and not (
-            isinstance(images, torch.Tensor) and images.dim() == 4
-        )
-        sources = [images] if single else list(images)
+        sources: list[Any]
+        if isinstance(images, (str, Path, Image.Image, np.ndarray)) or (
+            isinstance(images, torch.Tensor) and images.dim() != 4
+        ):
+            sources = [images]  # one image
+        else:
+            sources = list(images)  # a list, or a (B, 3, H, W) tensor
         names = self._labels(labels)
         data = ImageFiles(sources, self.transform)
         batches = range(0, len(data), self.batch_size)

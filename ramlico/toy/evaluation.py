@@ -15,6 +15,7 @@ Scores are CLIP's: cosine between the image embedding and the mean prompt embedd
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ def probe_sets(
     Images are ``(N, 3, S, S)`` after the evaluation transform (resize to ``image_size``,
     normalise; CLIP's statistics by default); classes follow ``GENERATED_CLASSES``.
     """
-    kw = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
+    kw: dict[str, Any] = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
     transform = build_eval_transform(image_size, **kw)
     index = {c: i for i, c in enumerate(GENERATED_CLASSES)}
     out: dict[str, tuple[Tensor, Tensor]] = {}

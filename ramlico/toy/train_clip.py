@@ -42,6 +42,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import open_clip
 import torch
@@ -120,7 +121,10 @@ class CompactTokenCLIP(nn.Module):
         texts: texts whose tokens make up the compact table (special tokens are added).
     """
 
-    def __init__(self, model: nn.Module, tokenizer, texts: Sequence[str]) -> None:
+    used: Tensor
+    lookup: Tensor
+
+    def __init__(self, model: Any, tokenizer, texts: Sequence[str]) -> None:
         super().__init__()
         vocab = model.token_embedding.num_embeddings
         ids = tokenizer(list(texts))
@@ -134,7 +138,7 @@ class CompactTokenCLIP(nn.Module):
         # sorted ids keep EOT the largest id: open_clip pools text at argmax(ids) == EOT
         rows = model.token_embedding.weight.detach()[self.used].clone()
         model.token_embedding = nn.Embedding.from_pretrained(rows, freeze=False)
-        self.model = model
+        self.model: Any = model  # open_clip CLIP (untyped towers, see backbones.clip)
 
     def tokens(self, texts: Sequence[str]) -> Tensor:
         """``(B, L)`` compact token ids; a token outside the table raises ValueError."""
@@ -220,7 +224,8 @@ def _lr(step: int, recipe: Recipe) -> float:
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """AdamW; no weight decay on gains, biases, embeddings and the temperature (CLIP's rule)."""
-    decay, rest = [], []
+    decay: list[nn.Parameter] = []
+    rest: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         plain = p.ndim < 2 or "embedding" in name or "logit_scale" in name or "ln" in name
         (rest if plain else decay).append(p)
@@ -326,7 +331,7 @@ def export(model: CompactTokenCLIP, recipe: Recipe, out: Path, spent: dict, loss
     # one metadata key: safetensors writes several in a random order (the sha256 would vary)
     save_file(state, str(weights), metadata={"ramlico": json.dumps(dataclasses.asdict(recipe))})
     backbone = CLIPBackbone(recipe.model_name, pretrained=str(weights))
-    card = {
+    card: dict[str, Any] = {
         "model_name": recipe.model_name,
         "tag": "toy",
         "file": WEIGHTS_NAME,

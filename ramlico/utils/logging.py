@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -12,13 +13,15 @@ __all__ = ["get_logger", "stdlib_logger"]
 class _RankZeroAdapter(logging.LoggerAdapter):
     """Logs only on global rank 0 (``rank_zero_only.rank``); ``rank=None`` in a call logs on all."""
 
-    def log(self, level: int, msg, *args, rank_zero: bool = True, **kwargs) -> None:  # noqa: D102
+    def log(  # type: ignore[override]  # adds the keyword-only rank_zero  # noqa: D102
+        self, level: int, msg: object, *args: object, rank_zero: bool = True, **kwargs: Any
+    ) -> None:
         if not self.isEnabledFor(level):
             return
         if rank_zero and getattr(rank_zero_only, "rank", 0) != 0:
             return
-        msg, kwargs = self.process(msg, kwargs)
-        self.logger.log(level, msg, *args, **kwargs)
+        msg, options = self.process(msg, kwargs)
+        self.logger.log(level, msg, *args, **options)
 
 
 def get_logger(name: str) -> logging.LoggerAdapter:

@@ -137,9 +137,9 @@ class CombinedOptimizer(torch.optim.Optimizer):
         self.optimizers = list(optimizers)
         super().__init__(params, {})
         self.param_groups = [g for opt in self.optimizers for g in opt.param_groups]
-        self.state = _StateView(self.optimizers)  # type: ignore[assignment]
+        self.state = _StateView(self.optimizers)  # type: ignore[assignment]  # a live view
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = None
         if closure is not None:
             with torch.enable_grad():

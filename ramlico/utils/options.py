@@ -29,7 +29,9 @@ class Options:
     """Mixin for option dataclasses: unknown keywords raise ``TypeError`` listing the fields."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        allowed = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+        allowed: list[str] = []
+        if dataclasses.is_dataclass(cls):
+            allowed = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(kwargs) - set(allowed))
         if unknown:
             raise TypeError(
@@ -50,7 +52,8 @@ class Options:
             return value
         if isinstance(value, Mapping):
             if default is not None:
-                return dataclasses.replace(default, **dict(value))
+                # T is a dataclass: Options is the mixin of option dataclasses only
+                return dataclasses.replace(default, **dict(value))  # type: ignore[type-var]
             return cls(**dict(value))
         raise TypeError(
             f"expected {cls.__name__} or a mapping of its options, got {type(value).__name__}"

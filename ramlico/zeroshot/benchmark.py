@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ramlico.utils import get_logger
 from ramlico.zeroshot.predictions import METRICS_FILE
@@ -107,6 +107,8 @@ def benchmark_runs(
         ValueError: an unknown method (the message lists the known ones).
     """
     spec = OmegaConf.to_container(OmegaConf.load(config), resolve=False)
+    if not isinstance(spec, dict) or not isinstance(spec.get("methods"), dict):
+        raise ValueError(f"{config}: a benchmark spec is a mapping with a 'methods' mapping")
     known = spec["methods"]
     unknown = [m for m in methods if m not in known]
     if unknown:
@@ -155,7 +157,7 @@ def _execute(run: BenchmarkRun) -> None:
     if not run.done:
         raise RuntimeError(
             f"{run.method} on {run.dataset} wrote no {METRICS_FILE} in {run.folder}; does the "
-            "method write predictions (model.write_predictions=true)?"
+            "method write predictions (callbacks.zero_shot_writer.predictions=true)?"
         )
 
 
@@ -178,9 +180,12 @@ def results_table(
                 (_row_name(run.method, run.backbone, backbones), run.dataset), []
             ).append(float(value))
     header = ["method", *datasets, "mean"]
-    rows, record = [], {"metric": metric, "datasets": datasets, "rows": {}}
+    rows: list[list[str]] = []
+    record: dict[str, Any] = {"metric": metric, "datasets": datasets, "rows": {}}
     for name in dict.fromkeys(_row_name(r.method, r.backbone, backbones) for r in runs):
-        row, means, entry = [name], [], {}
+        row: list[str] = [name]
+        means: list[float] = []
+        entry: dict[str, Any] = {}
         for ds in datasets:
             values = cells.get((name, ds))
             if not values:
@@ -264,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("overrides", nargs="*", help=help_ov)
     args = parser.parse_args(argv)
     spec = OmegaConf.load(args.config)
+    assert isinstance(spec, DictConfig)  # checked again by benchmark_runs
     runs = benchmark_runs(
         args.methods or list(spec.methods), args.datasets or list(spec.datasets),
         args.backbones or list(spec.get("backbones", [DEFAULT_BACKBONE])), args.out,

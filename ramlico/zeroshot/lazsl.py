@@ -248,7 +248,7 @@ def lazsl_scores(
         sl = slice(start, start + step)
         sim = hybrid_similarity(global_feat, crop_feats, desc_feats[sl], theta=theta)
         res = _solve(sim, log_a, log_b[sl].unsqueeze(0), solver, "contract", warn)
-        out.append(res.contraction)
+        out.append(res.require("contraction"))
     return torch.cat(out, dim=1)
 
 
@@ -274,7 +274,7 @@ def lazsl_contributions(
     g, p, q, log_a, log_b = _problems(global_feat, crop_feats, desc_feats, desc_mask,
                                       vision_selection)  # fmt: skip
     sim = hybrid_similarity(g, p, q, theta=theta)
-    plan = _solve(sim, log_a, log_b.unsqueeze(0), solver, "plan", warn=False).plan
+    plan = _solve(sim, log_a, log_b.unsqueeze(0), solver, "plan", warn=False).require("plan")
     return plan * sim
 
 
@@ -340,7 +340,7 @@ def explain(
     log_b = q.new_full(q.shape[:2], -math.log(q.shape[1]))
     sim = hybrid_similarity(g, p, q, theta=theta)
     res = _solve(sim, a.log().unsqueeze(1), log_b.unsqueeze(0), solver, "plan", warn)
-    plan, sim = res.plan[0, 0], sim[0, 0]
+    plan, sim = res.require("plan")[0, 0], sim[0, 0]
     weighted = plan * sim
     return LaZSLExplanation(
         score=weighted.sum(),

@@ -242,7 +242,7 @@ def ot_assignment(
         init=(row_init, None), output_scale="row_stochastic", warn=False,
         **solver.solve_kwargs(),
     )  # fmt: skip
-    return res.plan
+    return res.require("plan")
 
 
 def _check_options(rounds: int, text_weight: float, temperature: float) -> None:
@@ -289,7 +289,9 @@ def _source_features(
     return feats
 
 
-def _initial_weights(fusion_weights, n_sources: int, like: Tensor) -> tuple[Tensor, bool]:
+def _initial_weights(
+    fusion_weights: Sequence[float] | str | None, n_sources: int, like: Tensor
+) -> tuple[Tensor, bool]:
     """``(w (|S|,), adaptive)``: uniform, given, or adaptive (starts uniform)."""
     uniform = like.new_full((n_sources,), 1.0 / max(n_sources, 1))
     if fusion_weights is None or fusion_weights == "adaptive":
@@ -314,7 +316,7 @@ def _adaptive_weights(posteriors: Sequence[Tensor], pred: Tensor, like: Tensor) 
     return agree / total if total > 0 else like.new_full(agree.shape, 1.0 / len(posteriors))
 
 
-def _class_marginal(class_prior, prior: Tensor) -> tuple[Tensor | None, str]:
+def _class_marginal(class_prior: str | Tensor, prior: Tensor) -> tuple[Tensor | None, str]:
     """``(pi (K,) or None, mode)`` from the ``class_prior`` option."""
     k = prior.shape[1]
     if isinstance(class_prior, Tensor):
@@ -421,7 +423,7 @@ def otfusion_predict(
             if adaptive and feats:
                 weights = _adaptive_weights(posteriors, pred, prior)
             del posteriors
-            if pi_mode == "em":
+            if pi_mode == "em" and pi is not None:
                 pi = 0.5 * pi + 0.5 * mass / mass.sum()
             if t < rounds - 1:  # the prediction uses Q before the last round's M-step (2.5)
                 models = [m_step(x, q) for x in feats]

@@ -70,7 +70,7 @@ class Recording(LaZSL):
 def _model(clip, **kw) -> Recording:
     solver = {"reg": EPS, "max_iter": MAX_ITER, "tol": TOL}
     opts = dict(num_crops=NUM_CROPS, crop_scale=SCALE, seed=SEED, theta=THETA, solver=solver,
-                explain_images=0, write_predictions=False)  # fmt: skip
+                explain_images=0)  # fmt: skip
     model = Recording(clip, "generated_shapes", **{**opts, **kw})
     model.recorded = {}
     return model

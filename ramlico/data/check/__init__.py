@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,7 +353,7 @@ def check_records(
     return report
 
 
-def overlapping_images(splits: dict[str, Sequence[Record]]) -> list[str]:
+def overlapping_images(splits: Mapping[str, Sequence[Record]]) -> list[str]:
     """Warnings for images that occur in two splits (``"train and test share 3 images: ..."``)."""
     names = list(splits)
     sets = {s: {r.image for r in splits[s]} for s in names}

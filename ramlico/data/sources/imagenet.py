@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
+from typing import ClassVar
 
 from ramlico.data.image_folder import list_images
 from ramlico.data.imagenet_info import imagenet_class_names, imagenet_subset_wnids, imagenet_wnids
@@ -41,7 +42,7 @@ Samples = list[tuple[Path, int]]
 class _ImageNetClasses(SingleLabelSource):
     """The 1000 ImageNet classes, keyed by WNID; test only unless a subclass adds training."""
 
-    splits = ("test",)
+    splits: ClassVar[tuple[str, ...]] = ("test",)
 
     def class_names(self) -> list[str]:
         return imagenet_class_names()

@@ -26,9 +26,9 @@ __all__ = ["RegionEvidenceScorer", "region_metrics"]
 log = get_logger(__name__)
 
 
-def _loaders(datamodule: Any) -> list:
+def _loaders(datamodule: Any) -> list[Any]:
     loaders = datamodule.test_dataloader()
-    return loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
 
 
 def region_metrics(model: Any, datamodule: Any, tolerance: float = 0.0) -> dict[str, float]:
@@ -68,8 +68,9 @@ class RegionEvidenceScorer(L.Callback):
         self.tolerance = float(tolerance)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled or trainer.sanity_checking or trainer.datamodule is None:
+        datamodule = getattr(trainer, "datamodule", None)  # set by fit/test(datamodule=...)
+        if not self.enabled or trainer.sanity_checking or datamodule is None:
             return
-        metrics = region_metrics(pl_module, trainer.datamodule, self.tolerance)
+        metrics = region_metrics(pl_module, datamodule, self.tolerance)
         if metrics:  # equal on every process; sync_dist makes Lightning's epoch mean explicit
             pl_module.log_dict(metrics, sync_dist=True)

@@ -18,7 +18,7 @@ configs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,7 +307,7 @@ class Predictor:
         return results
 
 
-def _progress(items: Sequence[Any] | range, show: bool, what: str):
+def _progress(items: Sequence[Any] | range, show: bool, what: str) -> Iterator[Any]:
     if not show:
         yield from items
         return

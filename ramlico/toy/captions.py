@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -119,7 +120,10 @@ def truth_matrix(scene: torch.Tensor, caption: torch.Tensor) -> torch.Tensor:
     return (caption @ (1.0 - scene).t()).t() == 0
 
 
-def _pick(rng: np.random.Generator, items: Sequence):
+T = TypeVar("T")
+
+
+def _pick(rng: np.random.Generator, items: Sequence[T]) -> T:
     return items[int(rng.integers(len(items)))]
 
 

@@ -58,7 +58,7 @@ from ramlico.losses.contrastive import multi_positive_contrastive_loss
 from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
 from ramlico.toy.captions import caption_vocabulary, truth_matrix
 from ramlico.toy.card import file_sha256, write_card
-from ramlico.toy.data import make_batch
+from ramlico.toy.data import CaptionedBatch, make_batch
 from ramlico.toy.evaluation import zero_shot_report
 from ramlico.toy.vocabulary import toy_descriptors
 from ramlico.utils import get_logger
@@ -124,7 +124,7 @@ class CompactTokenCLIP(nn.Module):
     used: Tensor
     lookup: Tensor
 
-    def __init__(self, model: Any, tokenizer, texts: Sequence[str]) -> None:
+    def __init__(self, model: Any, tokenizer: Any, texts: Sequence[str]) -> None:
         super().__init__()
         vocab = model.token_embedding.num_embeddings
         ids = tokenizer(list(texts))
@@ -187,7 +187,7 @@ class _BatchStream:
         self.image_size = image_size
         self.transform = build_eval_transform(image_size)
 
-    def __call__(self, step: int):
+    def __call__(self, step: int) -> CaptionedBatch:
         b = self.batch_size
         return make_batch(
             self.seed, range(step * b, (step + 1) * b), self.transform, self.image_size
@@ -203,7 +203,7 @@ class _Steps(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.stop - self.start
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> CaptionedBatch:
         return self.stream(self.start + i)
 
 
@@ -211,7 +211,7 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _identity(batch):
+def _identity(batch: Any) -> Any:  # collate_fn of an unbatched loader: one step as is
     return batch
 
 

@@ -123,7 +123,7 @@ class _Cache:
             log.warning("could not write the image-check cache %s (%s)", self.file, err)
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool) -> Any:  # a rich Progress (lazy import)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

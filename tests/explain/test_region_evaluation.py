@@ -162,3 +162,24 @@ def test_evaluate_writes_region_metrics_where_the_data_has_objects(tmp_path, reg
         assert saved[key] == metrics[key] and 0.0 <= saved[key] <= 100.0
     # the uniform map scores the objects' area share (radius 28-42 % of a 32 px quadrant half)
     assert 3.0 < saved["regions/gzsl/uniform/pointing"] < 20.0
+
+
+def test_lazsl_reports_its_crops_per_class_and_per_descriptor(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+    from helpers import compose_cfg
+    from omegaconf import open_dict
+
+    from ramlico.cli import evaluate
+
+    cfg = compose_cfg("eval", tmp_path, ["experiment=lazsl_demo", "model.num_crops=4",
+                                         "model.explain_images=0"])  # fmt: skip
+    with open_dict(cfg):
+        cfg.data.root = str(tmp_path / "gen_cls")
+        cfg.data.generated.n_test_per_class = 2
+        cfg.logger = None
+        cfg.trainer.enable_progress_bar = False
+        cfg.callbacks.pop("rich_progress_bar", None)
+    metrics, _ = evaluate(cfg)
+    sources = {k.split("/")[2] for k in metrics if k.startswith("regions/test/")}
+    assert sources == {"lazsl_crops", "lazsl_descriptors", "clip_patch", "uniform"}
+    assert all(0.0 <= metrics[f"regions/test/{s}/mass"] <= 100.0 for s in sources)

@@ -7,7 +7,8 @@ Draws one scene of the generated shapes that no demo trained on (``--seed``, def
 
 * ``docs/images/tag_example.png`` (README, "Tag your own images"): RAM on the toy CLIP, the
   image, then one overlay of the OT plan per label (present labels first, then an absent one)
-  with its calibrated probability, and the tags;
+  with its calibrated probability, and the tags (``--tag-seed`` 10 is a scene where both present
+  labels pass the calibrated threshold; on many drawn scenes one of them falls just below it);
 * ``docs/images/toy_regions.png`` (docs/toy_world.md): one row per evidence source (zero-shot
   CLIP's patch similarity, RAM's OT plan, LaZSL's transported crops, LICO's Grad-CAM), one
   column per present label.

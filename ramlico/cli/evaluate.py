@@ -9,13 +9,12 @@ from typing import Any
 import hydra
 import lightning as L
 from omegaconf import DictConfig
-from rich.console import Console
 
 from ramlico.callbacks import load_ema_average
 from ramlico.cli.checkpoint import check_label_space, load_checkpoint, restore_run
 from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
-from ramlico.cli.report import results_table
+from ramlico.cli.report import print_results
 from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.cli.wrapper import task_wrapper
 from ramlico.utils import get_logger
@@ -118,7 +117,7 @@ def _evaluate(
         if isinstance(method, str) and method.lower() != name.lower():
             name += f" - {method}"  # e.g. a LaZSL baseline: "LaZSL - cupl"
         where = f" on {datamodule.dataset_name}"
-        Console().print(results_table(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})"))
+        print_results(metrics, f"{name}{where} ({cfg.get('task_name', 'eval')})")
         path = write_metrics(
             Path(cfg.paths.output_dir) / "metrics.json", metrics,
             checkpoint=str(cfg.ckpt_path) if cfg.get("ckpt_path") else None,

@@ -13,12 +13,11 @@ import hydra
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, open_dict
-from rich.console import Console
 
 from ramlico.cli.checkpoint import launch_info, load_trainable_weights
 from ramlico.cli.hparams import hyperparameters, log_hparams_metrics, log_hyperparameters
 from ramlico.cli.instantiate import instantiate_callbacks, instantiate_loggers, resolved_config
-from ramlico.cli.report import results_table
+from ramlico.cli.report import print_results
 from ramlico.cli.runlog import quiet_third_party, write_metrics
 from ramlico.cli.wrapper import task_wrapper
 from ramlico.data.base import RamlicoDataModule
@@ -209,10 +208,11 @@ def _train(
             model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=True,
             verbose=False,
         )  # fmt: skip
-        metrics.update({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        metrics.update({k: v for k, v in trainer.callback_metrics.items()
+                        if k.startswith(("test/", "regions/"))})  # fmt: skip
         if trainer.is_global_zero:
             title = f"{type(model).__name__} ({Path(best).name if best else 'final weights'})"
-            Console().print(results_table({k: float(v) for k, v in metrics.items()}, title))
+            print_results({k: float(v) for k, v in metrics.items()}, title)
     values = {k: float(v) for k, v in metrics.items()}
     log_hparams_metrics(trainer.loggers, params, values)
     if trainer.is_global_zero:

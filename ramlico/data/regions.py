@@ -29,6 +29,8 @@ from ramlico.data.generated import OBJECTS_FILE
 
 __all__ = ["ImageGeometry", "object_geometry"]
 
+JSON_LINES = (".jsonl", ".ndjson", ".json")
+
 
 @dataclass(frozen=True)
 class ImageGeometry:
@@ -70,7 +72,9 @@ def _from_records(records: Sequence[Any]) -> list[ImageGeometry] | None:
     for r in records:
         source = getattr(r, "source", None) or ""
         path, _, line = source.rpartition(":")
-        if not path or not line.isdigit() or not Path(path).is_file():
+        if not path or not line.isdigit() or Path(path).suffix.lower() not in JSON_LINES:
+            return None  # CSV / COCO / NUS-WIDE label files carry no geometry
+        if not Path(path).is_file():
             return None
         row = _jsonl_rows(path)[int(line) - 1]
         if "objects" not in row:

@@ -53,7 +53,7 @@ def _sizes(image_size: float | Sequence[Any], n: int) -> list[tuple[float, float
 
 def object_masks(
     objects: Sequence[Sequence[Mapping]],
-    label_names: Sequence[str],
+    label_names: Sequence[str | None],
     grid: tuple[int, int],
     image_size: int | Sequence[int] | Sequence[Sequence[int]],
     tolerance: float = 0.0,
@@ -63,14 +63,18 @@ def object_masks(
     Args:
         objects: per image, its objects ``{"label": str, "center": [x, y], "radius": r}`` in the
             source image's pixels; labels outside ``label_names`` (distractors) are ignored.
-        label_names: the ``C`` labels, in the heatmaps' order.
+        label_names: the ``C`` labels, in the heatmaps' order; a name may repeat (several maps
+            of one label, e.g. one per descriptor) and ``None`` marks a map that is not scored.
         grid: ``(h, w)`` cells of the heatmaps.
         image_size: the source images' side (int), ``(width, height)`` in pixels, or one
             ``(width, height)`` per image.
         tolerance: pixels added to every radius (the pointing game's tolerance; 0 = none).
     """
     h, w = grid
-    index = {name: c for c, name in enumerate(label_names)}
+    index: dict[str, list[int]] = {}
+    for c, name in enumerate(label_names):
+        if name is not None:
+            index.setdefault(name, []).append(c)
     masks = torch.zeros(len(objects), len(label_names), h, w, dtype=torch.bool)
     for b, (objs, (width, height)) in enumerate(
         zip(objects, _sizes(image_size, len(objects)), strict=True)
@@ -78,13 +82,13 @@ def object_masks(
         ys = (torch.arange(h, dtype=torch.float64) + 0.5) * height / h
         xs = (torch.arange(w, dtype=torch.float64) + 0.5) * width / w
         for obj in objs:
-            c = index.get(obj["label"])
-            if c is None:
+            cs = index.get(obj["label"])
+            if not cs:
                 continue
             cx, cy = (float(v) for v in obj["center"])
             r = float(obj["radius"]) + tolerance
             inside = (xs[None, :] - cx) ** 2 + (ys[:, None] - cy) ** 2 <= r * r
-            masks[b, c] |= inside
+            masks[b, cs] |= inside
     return masks
 
 

@@ -45,7 +45,7 @@ def toy_ram(tmp_path_factory):
     runs = {}
     for seed in SEEDS:
         tmp = tmp_path_factory.mktemp(f"toy_ram_{seed}")
-        cfg = shrink(compose_cfg("train", tmp, [f"seed={seed}", "model/backbone=clip_toy"]), data)
+        cfg = shrink(compose_cfg("train", tmp, [f"seed={seed}"]), data, tiny=False)  # ram_demo
         with open_dict(cfg):
             cfg.data.pop("generated")  # the demo's data set (480 train / 160 test images)
             cfg.logger = None

@@ -15,8 +15,9 @@ not to score) or ``-> None`` (no evidence: the source is dropped); ``inputs`` is
 ``(width, height)``.
 
 Source names (the ``<source>`` of ``regions/<split>/<source>/<pointing|mass>``): ``ram_plan``,
-``clip_patch``, ``lico_gradcam``, ``lazsl_crops``, ``lazsl_descriptors``, ``uniform`` (other
-methods: their class name in lower case).
+``clip_saa`` (zero-shot CLIP's own maps with its default value-value read-out), ``clip_patch``,
+``lico_gradcam``, ``lazsl_crops``, ``lazsl_descriptors``, ``uniform`` (other methods: their
+class name in lower case).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def clip_patch_evidence(
     from ramlico.methods.clip_zeroshot import CLIPZeroShot
 
     device = next(clip.parameters()).device
-    model = CLIPZeroShot(clip, templates=tuple(templates)).to(device).eval()
+    model = CLIPZeroShot(clip, templates=tuple(templates), readout="patch").to(device).eval()
     zero_shot = method_evidence(model)
     return lambda inputs, names, sizes: zero_shot(images_of(inputs, clip), names, sizes)
 
@@ -102,6 +103,9 @@ def default_evidence(model: Any, split: str) -> dict[str, Evidence]:
                 return lambda x, n, sizes: lazsl_heatmaps(model, x, split, sizes, flag)
 
             sources = {"lazsl_crops": per(False), "lazsl_descriptors": per(True)}
+    elif name == "CLIPZeroShot":
+        # its own heatmaps by their read-out: clip_saa (default) or clip_patch
+        sources[f"clip_{model.hparams.readout}"] = method_evidence(model)
     else:
         sources[SOURCE_NAMES.get(name, name.lower())] = method_evidence(model)
     clip = getattr(model, "backbone", None)

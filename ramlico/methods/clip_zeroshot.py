@@ -4,9 +4,16 @@
 text embeddings of label ``c`` under the prompt templates (open_clip's
 ``build_zero_shot_classifier``). Evaluation only: no parameter is trained.
 
-Region evidence: the projected patch tokens ``z_n`` of the last block (``ln_post`` + ``proj``,
-the MaskCLIP convention) against the same classifier, ``H_c = softmax_n(logit_scale <z_n/|z_n|,
-w_c>)`` on the patch grid (each map sums to 1 over the patches).
+Region evidence: region features ``z_n`` ``(B, N, D)`` against the same classifier,
+``H_c = softmax_n(logit_scale <z_n/|z_n|, w_c>)`` on the patch grid (each map sums to 1 over the
+patches). Two read-outs of the frozen tower (``readout``):
+
+* ``"saa"`` (default): the parameter-free value-value read-out of every block that RAM's frozen
+  teacher uses (:func:`ramlico.modules.ladder.saa_streams`, then ``ln_post`` + ``proj``;
+  SCLIP/ClearCLIP-style). CLIP's raw patch tokens match text poorly; this read-out of the same
+  weights localises labels far better (docs/toy_world.md, "Region evidence");
+* ``"patch"``: the projected patch tokens of the last block (the MaskCLIP convention), the
+  ``clip_patch`` baseline of the region evaluation.
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ from ramlico.backbones import CLIPBackbone
 from ramlico.explain.heatmaps import patch_grid
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextFeatureCache
+from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
 
-__all__ = ["CLIPZeroShot"]
+__all__ = ["READOUTS", "CLIPZeroShot"]
 
 Tensor = torch.Tensor
+#: Region read-outs of the heatmaps (:class:`CLIPZeroShot` ``readout``).
+READOUTS = ("saa", "patch")
 
 
 class CLIPZeroShot(RamlicoModule):
@@ -34,6 +44,8 @@ class CLIPZeroShot(RamlicoModule):
         backbone: a (frozen) :class:`CLIPBackbone`.
         templates: prompt templates with one ``{}`` for the label name.
         ks: ``k`` of the P/R/F1@k metrics.
+        readout: region features of the heatmaps, ``"saa"`` or ``"patch"`` (module docstring);
+            the scores never depend on it.
     """
 
     eval_only = True
@@ -43,8 +55,14 @@ class CLIPZeroShot(RamlicoModule):
         backbone: CLIPBackbone,
         templates: Sequence[str] = ("a photo of a {}.",),
         ks: Sequence[int] = (3, 5),
+        readout: str = "saa",
     ) -> None:
         super().__init__(ks=ks)
+        if readout not in READOUTS:
+            raise ValueError(
+                f"model.readout must be one of {list(READOUTS)} (region features of the "
+                f"heatmaps), got {readout!r}"
+            )
         self.save_hyperparameters(ignore=["backbone"], logger=False)
         self.backbone = backbone
         self.templates = TextFeatureCache.check_templates(templates)
@@ -66,12 +84,24 @@ class CLIPZeroShot(RamlicoModule):
     ) -> LabelScores:
         if not evidence:
             return super().label_scores(images, label_names, evidence=False)
-        feats = self.backbone.encode_image(images)
         weights = self.text.classifier(label_names, self.templates, self.device)
         scale = self.backbone.logit_scale
-        image = F.normalize(feats.global_embed, dim=-1)
+        if self.hparams.readout == "saa":
+            visual = self.backbone.model.visual
+            n_blocks = len(visual.transformer.resblocks)
+            with torch.no_grad():
+                x, r = saa_streams(
+                    visual, LadderLocalAdapter.embed(visual, images), n_blocks, range(n_blocks)
+                )
+                tokens = LadderLocalAdapter.project(visual, torch.cat([x[:, :1], r[:, 1:]], 1))
+            global_embed, regions = tokens[:, 0], tokens[:, 1:]
+        else:
+            feats = self.backbone.encode_image(images)
+            global_embed = feats.global_embed
+            regions = feats.patch_tokens[self.backbone.patch_layers[-1]]
+        image = F.normalize(global_embed, dim=-1)
         scores = scale * image @ weights.to(image.dtype)
-        patches = F.normalize(feats.patch_tokens[self.backbone.patch_layers[-1]], dim=-1)
+        patches = F.normalize(regions, dim=-1)
         dense = scale * patches @ weights.to(patches.dtype)  # (B, N, C)
         heatmaps = patch_grid(torch.softmax(dense.float(), dim=1))
         return LabelScores(scores=scores, logits=scores, heatmaps=heatmaps)

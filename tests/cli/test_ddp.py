@@ -32,7 +32,8 @@ def test_two_process_evaluation_equals_one_process(tmp_path):
     two = _eval(tmp_path, 2)
     assert set(one) == set(two) and len([k for k in one if k.startswith("test/")]) == 14
     # 7 metrics x (ZSL, GZSL), and region evidence (each process scores the whole test set)
-    assert len([k for k in one if k.startswith("regions/")]) == 8  # clip_patch, uniform x 2 x 2
+    # clip_saa, clip_patch, uniform x (ZSL, GZSL) x (pointing, mass)
+    assert len([k for k in one if k.startswith("regions/")]) == 12
     for key, value in one.items():
         assert two[key] == pytest.approx(value, abs=1e-5), key
     # the per-image predictions and per-label AP files are gathered over ranks: the same files

@@ -157,7 +157,7 @@ def test_evaluate_writes_region_metrics_where_the_data_has_objects(tmp_path, reg
         assert not keys
         return
     assert keys == {f"regions/{s}/{src}/{m}" for s in ("zsl", "gzsl")
-                    for src in ("clip_patch", "uniform") for m in ("pointing", "mass")}
+                    for src in ("clip_saa", "clip_patch", "uniform") for m in ("pointing", "mass")}
     for key in keys:
         assert saved[key] == metrics[key] and 0.0 <= saved[key] <= 100.0
     # the uniform map scores the objects' area share (radius 28-42 % of a 32 px quadrant half)

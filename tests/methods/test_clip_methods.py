@@ -71,6 +71,36 @@ def test_adapter_with_alpha_zero_is_scaled_zero_shot(tiny_clip, images):
     torch.testing.assert_close(model.predict_scores(images, "zsl"), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_heatmap_readouts(tiny_clip, images):
+    """``patch``: softmax over the patches of the last block's projected patch tokens against the
+    classifier; ``saa``: the value-value read-out of every block (RAM's frozen teacher regions).
+    The scores do not depend on the read-out."""
+    from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
+
+    names = ["cat", "dog", "car"]
+    patch = _ready(CLIPZeroShot(tiny_clip, readout="patch"))
+    saa = _ready(CLIPZeroShot(tiny_clip))
+    out_p = patch.label_scores(images, names)
+    out_s = saa.label_scores(images, names)
+    torch.testing.assert_close(out_s.scores, out_p.scores, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out_s.scores, saa.scores(images, names), rtol=1e-5, atol=1e-5)
+    w = patch.text.classifier(names, patch.templates, patch.device)
+    with torch.no_grad():
+        z = tiny_clip.encode_image(images).patch_tokens[tiny_clip.patch_layers[-1]]
+        visual = tiny_clip.model.visual
+        n = len(visual.transformer.resblocks)
+        _, r = saa_streams(visual, LadderLocalAdapter.embed(visual, images), n, range(n))
+        zs = LadderLocalAdapter.project(visual, r[:, 1:])
+    for tokens, out in ((z, out_p), (zs, out_s)):
+        dense = tiny_clip.logit_scale * torch.nn.functional.normalize(tokens, dim=-1) @ w
+        expected = torch.softmax(dense, dim=1).transpose(1, 2)  # (B, C, N)
+        side = int(expected.shape[-1] ** 0.5)
+        torch.testing.assert_close(out.heatmaps, expected.reshape(*expected.shape[:2], side, side))
+    assert not torch.allclose(out_s.heatmaps, out_p.heatmaps)
+    with pytest.raises(ValueError, match=r"model.readout must be one of \['saa', 'patch'\]"):
+        CLIPZeroShot(tiny_clip, readout="cls")
+
+
 def test_bad_templates_are_refused(tiny_clip):
     with pytest.raises(ValueError, match="needs one '\\{\\}'"):
         CLIPZeroShot(tiny_clip, templates=("a photo",))

@@ -29,13 +29,13 @@ SEEDS = [0, 1, 2]
 RAM_SHORT = ["trainer.max_epochs=8", "model.scheduler.max_epochs=8"]
 LICO_SHORT = ["experiment=lico_demo", "trainer.max_epochs=8", "data.generated.n_per_class=20"]
 SINGLE_PER_CLASS = 5  # hard single-label test images per class (100 images)
-# RAM (8 epochs) minus zero-shot CLIP, seeds 0-2: GZSL mAP -2.5 / -5.0 / -5.4, GZSL F1@3
-# -0.8 / +0.5 / -2.5, ZSL mAP -3.5 / -2.9 / -2.9 (the full demo: README Results).
-RAM_GZSL_MAP_MARGIN = 8.0  # points RAM may lose to zero-shot CLIP on GZSL mAP
-RAM_F1_MARGIN = 5.0  # ... on GZSL F1@3
-RAM_ZSL_MAP_MARGIN = 6.0  # ... on ZSL mAP
-LAZSL_MARGIN = 10.0  # top-1 points LaZSL may lose to CLIP (seeds 0-2: -7, 0, -5; 100 images)
-OTFUSION_MARGIN = 4.0  # top-1 points OTFusion may lose to its prior (seeds 0-2: 0, +1, -2)
+# RAM (8 epochs) minus zero-shot CLIP, seeds 0-2 (observed): ZSL mAP +1.6 / +1.9 / +1.1, GZSL
+# mAP +4.8 / +4.0 / +4.4, GZSL F1@3 +3.5 / +2.3 / +2.3 (the full demo: README Results).
+RAM_ZSL_MAP_GAIN = 0.5  # points RAM must gain over zero-shot CLIP on ZSL mAP
+RAM_GZSL_MAP_GAIN = 2.5  # ... on GZSL mAP
+RAM_F1_GAIN = 1.0  # ... on GZSL F1@3
+LAZSL_MARGIN = 3.0  # top-1 points LaZSL may lose to CLIP (seeds 0-2: +3, +5, +1; 100 images)
+OTFUSION_MARGIN = 3.0  # top-1 points OTFusion may lose to its prior (seeds 0-2: 0, -1, +1)
 pytestmark = pytest.mark.slow
 
 
@@ -95,16 +95,11 @@ def zero_shot_multilabel(tmp_path_factory):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_trained_ram_stays_near_zero_shot_clip(
-    seed, zero_shot_multilabel, tmp_path, tmp_path_factory
-):
+def test_trained_ram_beats_zero_shot_clip(seed, zero_shot_multilabel, tmp_path, tmp_path_factory):
     """ram_demo (shortened) against zero-shot CLIP on the same toy CLIP, test splits of 160 images.
 
-    On the toy world RAM does not robustly beat zero-shot CLIP: the toy CLIP's global embedding
-    is strong (GZSL mAP 77.6) and its patch tokens weak (47.6 by the best patch), so RAM's local
-    branch, trained on 15 seen labels, adds little and can cost some unseen-label mAP. What holds
-    for every seed is that RAM stays within the margins below; its ZSL F1@3 is at CLIP's ceiling
-    (5 labels, mostly 1 per image: R@3 is 100 % for both).
+    RAM gains on ZSL and GZSL mAP and on GZSL F1@3 for every seed. ZSL F1@3 is at its ceiling
+    for both (5 unseen labels, mostly one per image: R@3 is 100 %), so there it can only tie.
     """
     zs = zero_shot_multilabel
     ram = _run("train", tmp_path, tmp_path_factory.getbasetemp() / "gen",
@@ -112,10 +107,10 @@ def test_trained_ram_stays_near_zero_shot_clip(
     keys = ("zsl/mAP", "gzsl/mAP", "zsl/F1@3", "gzsl/F1@3")
     print(f"seed {seed}: " + ", ".join(
         f"{k} RAM {ram['test/' + k]:.1f} CLIP {zs['test/' + k]:.1f}" for k in keys))  # fmt: skip
-    assert ram["test/gzsl/mAP"] > zs["test/gzsl/mAP"] - RAM_GZSL_MAP_MARGIN
-    assert ram["test/gzsl/F1@3"] > zs["test/gzsl/F1@3"] - RAM_F1_MARGIN
-    assert ram["test/zsl/mAP"] > zs["test/zsl/mAP"] - RAM_ZSL_MAP_MARGIN
-    assert ram["test/zsl/F1@3"] >= zs["test/zsl/F1@3"] - 1.0
+    assert ram["test/zsl/mAP"] > zs["test/zsl/mAP"] + RAM_ZSL_MAP_GAIN
+    assert ram["test/gzsl/mAP"] > zs["test/gzsl/mAP"] + RAM_GZSL_MAP_GAIN
+    assert ram["test/gzsl/F1@3"] > zs["test/gzsl/F1@3"] + RAM_F1_GAIN
+    assert zs["test/zsl/R@3"] == 100.0 and ram["test/zsl/F1@3"] == zs["test/zsl/F1@3"]
     assert zs["test/gzsl/mAP"] >= 10 * CHANCE and zs["test/zsl/mAP"] >= 10 * CHANCE
 
 
@@ -148,8 +143,8 @@ def test_otfusion_is_not_worse_than_its_clip_prior(seed, tmp_path):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_lico_and_its_ce_baseline_both_learn(seed, tmp_path, tmp_path_factory):
     """lico_demo (shortened) with the toy CLIP's text tower, and the same run without LICO's
-    losses: both far above chance (seeds 0-2, 8 epochs on 20 images per class: LICO 47.0 / 55.5 /
-    41.5, CE 65.5 / 56.0 / 39.5 top-1). Which one wins varies by seed: reported, not asserted."""
+    losses: both far above chance (seeds 0-2, 8 epochs on 20 images per class: LICO 42.5 / 46.5 /
+    42.0, CE 65.5 / 56.0 / 39.5 top-1). Which one wins varies by seed: reported, not asserted."""
     root = tmp_path_factory.getbasetemp() / "sup"
     common = [f"seed={seed}", *LICO_SHORT]
     lico = _run("train", tmp_path / "a", root, common)["test/test/top1"]

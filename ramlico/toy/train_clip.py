@@ -85,9 +85,9 @@ class Recipe:
     warmup_steps: int = 100
     beta2: float = 0.98
     max_logit_scale: float = 100.0
-    local_weight: float = 1.0
+    local_weight: float = 0.5
     local_readout: str = "saa"
-    threads: int = 1
+    threads: int = 2
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "threads"):

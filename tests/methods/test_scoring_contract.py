@@ -57,7 +57,7 @@ def test_ram_logit_of_a_label_barely_depends_on_the_other_labels(tiny_clip, imag
 
 
 def test_clip_zero_shot_evidence_is_the_patch_softmax_of_the_classifier(tiny_clip, images):
-    model = CLIPZeroShot(tiny_clip)
+    model = CLIPZeroShot(tiny_clip, readout="patch")
     out = model.label_scores(images, NAMES)
     torch.testing.assert_close(out.scores, model.scores(images, NAMES), rtol=1e-5, atol=1e-5)
     feats = tiny_clip.encode_image(images)

@@ -10,8 +10,8 @@ Draws one scene of the generated shapes that no demo trained on (``--seed``, def
   with its calibrated probability, and the tags (``--tag-seed`` 2 is a scene where both present
   labels pass the calibrated threshold; on many drawn scenes one of them falls just below it);
 * ``docs/images/toy_regions.png`` (docs/toy_world.md): one row per evidence source (zero-shot
-  CLIP's raw patch similarity and its SAA read-out, RAM's OT plan, LaZSL's transported crops, LICO's Grad-CAM), one
-  column per present label.
+  CLIP's raw patch similarity and its SAA read-out, RAM's OT plan, LaZSL's transported crops,
+  LICO's Grad-CAM), one column per present label.
 
 Without ``--ram`` / ``--lico`` the script trains ``python train.py model/backbone=clip_toy``
 (the RAM demo) and ``python train.py experiment=lico_demo`` into ``--work`` (seeded, so the

@@ -9,7 +9,7 @@ Region evidence: region features ``z_n`` ``(B, N, D)`` against the same classifi
 patches). Two read-outs of the frozen tower (``readout``):
 
 * ``"saa"`` (default): the parameter-free value-value read-out of every block that RAM's frozen
-  teacher uses (:func:`ramlico.modules.ladder.saa_streams`, then ``ln_post`` + ``proj``;
+  teacher uses (:func:`ramlico.modules.ladder.saa_tower`, then ``ln_post`` + ``proj``;
   SCLIP/ClearCLIP-style). CLIP's raw patch tokens match text poorly; this read-out of the same
   weights localises labels far better (docs/toy_world.md, "Region evidence");
 * ``"patch"``: the projected patch tokens of the last block (the MaskCLIP convention), the
@@ -28,7 +28,7 @@ from ramlico.backbones import CLIPBackbone
 from ramlico.explain.heatmaps import patch_grid
 from ramlico.methods.base import LabelScores, RamlicoModule
 from ramlico.modules import TextFeatureCache
-from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
+from ramlico.modules.ladder import LadderLocalAdapter, saa_tower
 
 __all__ = ["READOUTS", "CLIPZeroShot"]
 
@@ -88,11 +88,8 @@ class CLIPZeroShot(RamlicoModule):
         scale = self.backbone.logit_scale
         if self.hparams.readout == "saa":
             visual = self.backbone.model.visual
-            n_blocks = len(visual.transformer.resblocks)
             with torch.no_grad():
-                x, r = saa_streams(
-                    visual, LadderLocalAdapter.embed(visual, images), n_blocks, range(n_blocks)
-                )
+                x, r = saa_tower(visual, images)
                 tokens = LadderLocalAdapter.project(visual, torch.cat([x[:, :1], r[:, 1:]], 1))
             global_embed, regions = tokens[:, 0], tokens[:, 1:]
         else:

@@ -29,7 +29,7 @@ from ramlico.modules.layers import LayerSpec, resolve_layers
 from ramlico.modules.saa import self_aware_attention
 from ramlico.modules.tss import TextGuidedSpatialSelection
 
-__all__ = ["LadderLocalAdapter", "LadderOutput", "saa_streams"]
+__all__ = ["LadderLocalAdapter", "LadderOutput", "saa_streams", "saa_tower"]
 
 Tensor = torch.Tensor
 
@@ -230,6 +230,17 @@ class LadderLocalAdapter(nn.Module):
     def _run_prefix(self, visual: OpenCLIPTower, x0: Tensor, stop: int) -> tuple[Tensor, Tensor]:
         """Frozen blocks ``0 .. stop-1`` (no adapters there): ``(x^(stop), r^(stop))``."""
         return saa_streams(visual, x0, stop, self.saa_layers)
+
+
+def saa_tower(visual: OpenCLIPTower, images: Tensor) -> tuple[Tensor, Tensor]:
+    """The whole plain tower on ``images`` ``(B, 3, H, W)``, SAA in every block.
+
+    Returns ``(x, r)``, both ``(B, 1+N, W)`` before ``ln_post``/``proj``: the main stream (class
+    token = CLIP's image feature) and the value-value read-out of every block (:func:`saa_streams`;
+    the regions of RAM's frozen teacher, the toy CLIP's region term and zero-shot heatmaps).
+    """
+    n = len(visual.transformer.resblocks)
+    return saa_streams(visual, LadderLocalAdapter.embed(visual, images), n, range(n))
 
 
 def saa_streams(

@@ -26,7 +26,7 @@ from ramlico.data.generated import GENERATED_CLASSES, generated_split_scenes
 from ramlico.data.scenes import generated_classification_scenes
 from ramlico.data.transforms import build_eval_transform
 from ramlico.metrics.functional import mean_average_precision, topk_accuracy
-from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
+from ramlico.modules.ladder import saa_tower
 
 __all__ = ["ZERO_SHOT_TEMPLATES", "probe_sets", "zero_shot_report"]
 
@@ -69,12 +69,11 @@ def _best_region(backbone: CLIPBackbone, images: Tensor, classifier: Tensor, saa
     """``(B, C)``: each label's best cosine over the image's regions.
 
     Regions: the projected last-block patch tokens, or (``saa``) the value-value read-out of every
-    block (RAM's frozen teacher regions, :func:`ramlico.modules.ladder.saa_streams`).
+    block (RAM's frozen teacher regions, :func:`ramlico.modules.ladder.saa_tower`).
     """
     if saa:
         visual = backbone.model.visual
-        n = len(visual.transformer.resblocks)
-        _, r = saa_streams(visual, LadderLocalAdapter.embed(visual, images), n, range(n))
+        _, r = saa_tower(visual, images)
         regions = project_visual_tokens(visual, r[:, 1:])
     else:
         feats = backbone.encode_image(images)

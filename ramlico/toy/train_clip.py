@@ -55,7 +55,7 @@ from ramlico.backbones.clip import project_visual_tokens
 from ramlico.backbones.registry import BUNDLED_WEIGHTS_DIR, TOY_CLIP, register_model_configs
 from ramlico.data.transforms import build_eval_transform
 from ramlico.losses.contrastive import multi_positive_contrastive_loss
-from ramlico.modules.ladder import LadderLocalAdapter, saa_streams
+from ramlico.modules.ladder import saa_tower
 from ramlico.toy.captions import caption_vocabulary, truth_matrix
 from ramlico.toy.card import file_sha256, write_card
 from ramlico.toy.data import CaptionedBatch, make_batch
@@ -155,14 +155,11 @@ class CompactTokenCLIP(nn.Module):
 
         The image feature is open_clip's (class token, ``ln_post``, ``proj``). Regions: with
         ``local_readout="saa"`` the parameter-free value-value read-out of RAM's ladder
-        (:func:`ramlico.modules.ladder.saa_streams` over every block, then ``ln_post`` and
+        (:func:`ramlico.modules.ladder.saa_tower`, then ``ln_post`` and
         ``proj``); with ``"patch"`` the last block's patch tokens (MaskCLIP's read-out).
         """
         visual = self.model.visual
-        n_blocks = len(visual.transformer.resblocks)
-        x, r = saa_streams(
-            visual, LadderLocalAdapter.embed(visual, images), n_blocks, range(n_blocks)
-        )
+        x, r = saa_tower(visual, images)
         img = F.normalize(project_visual_tokens(visual, x[:, 0]), dim=-1)
         tokens = r if local_readout == "saa" else x
         regions = F.normalize(project_visual_tokens(visual, tokens[:, 1:]), dim=-1)

@@ -7,7 +7,9 @@ builds in a fraction of a second with random weights: the model of the fast unit
 ``ramlico-toy-ViT`` (64 px, 8 px patches, vision width 96 x 4, text width 64 x 3, context 32) is
 the architecture of the toy CLIP that this project trains itself (``python -m
 ramlico.toy.train_clip``); its weights ship inside the package and load by the tag ``"toy"``
-(:func:`bundled_weights`), offline.
+(:func:`bundled_weights`), offline. The toy vision-only model (timm ``regnetx_002`` trained by
+``python -m ramlico.toy.train_vfm``, OTFusion's DINOv2 stand-in) ships the same way and loads
+with ``TimmBackbone("regnetx_002", pretrained="toy")``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "BUNDLED_WEIGHTS_DIR",
     "MODEL_CONFIG_DIR",
     "TOY_CLIP",
+    "TOY_VFM",
     "bundled_weights",
     "list_bundled_weights",
     "list_clip_models",
@@ -30,8 +33,15 @@ __all__ = [
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "toy" / "weights"
 TOY_CLIP = "ramlico-toy-ViT"
-#: Weights shipped inside the package: ``{model name: {tag: file in BUNDLED_WEIGHTS_DIR}}``.
-BUNDLED_WEIGHTS: dict[str, dict[str, str]] = {TOY_CLIP: {"toy": "clip_toy.safetensors"}}
+#: The toy vision-only model (OTFusion's DINOv2 stand-in): a timm architecture name.
+TOY_VFM = "regnetx_002"
+#: Weights shipped inside the package: ``{model name: {tag: file in BUNDLED_WEIGHTS_DIR}}``
+#: (open_clip names load through CLIPBackbone, timm names through TimmBackbone).
+BUNDLED_WEIGHTS: dict[str, dict[str, str]] = {
+    TOY_CLIP: {"toy": "clip_toy.safetensors"},
+    TOY_VFM: {"toy": "vfm_toy.safetensors"},
+}
+_RETRAIN = {TOY_CLIP: "ramlico.toy.train_clip", TOY_VFM: "ramlico.toy.train_vfm"}
 _registered: set[str] = set()
 
 
@@ -53,7 +63,7 @@ def bundled_weights(model_name: str, tag: str) -> Path | None:
     if not path.is_file():
         raise FileNotFoundError(
             f"bundled weights {model_name!r}/{tag!r} missing: {path}; reinstall ramlico or "
-            "retrain them with `python -m ramlico.toy.train_clip --install`"
+            f"retrain them with `python -m {_RETRAIN[model_name]} --install`"
         )
     return path
 

@@ -1,7 +1,9 @@
 """timm image encoders (ResNet, WideResNet, ViT, DINOv2) with access to the last feature map.
 
-``pretrained`` is ``False`` (random init), ``True`` (timm's hub weights) or a local weights file
-(offline; loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``).
+``pretrained`` is ``False`` (random init), ``True`` (timm's hub weights), a local weights file
+(offline; loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``) or the tag of weights
+shipped inside ramlico (``"toy"`` for ``regnetx_002``: the toy world's vision-only model,
+:func:`ramlico.backbones.list_bundled_weights`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from typing import Any
 
 import timm
 import torch
+from safetensors.torch import load_file
 from torchvision import transforms as tv
 
+from ramlico.backbones.registry import bundled_weights, list_bundled_weights
 from ramlico.data.preprocess import ConvertRGB, ImagePreprocess
 from ramlico.utils.frozen import FrozenModule
 
@@ -27,9 +31,11 @@ class TimmBackbone(FrozenModule):
     Args:
         model_name: any ``timm.list_models()`` name, e.g. ``"resnet50"``, ``"wide_resnet50_2"``,
             ``"vit_base_patch16_224"``, ``"vit_base_patch14_dinov2"``.
-        pretrained: ``False``, ``True`` (hub) or a local weights file path.
+        pretrained: ``False``, ``True`` (hub), a local weights file path, or a bundled tag
+            (``"toy"``, offline, from the package).
         freeze: freeze every weight and keep eval mode.
-        **model_kwargs: forwarded to ``timm.create_model`` (``img_size``, ``depth``, ...).
+        **model_kwargs: forwarded to ``timm.create_model`` (``img_size``, ``depth``, ...);
+            ``None`` values are dropped (the architecture's default).
     """
 
     def __init__(
@@ -43,20 +49,32 @@ class TimmBackbone(FrozenModule):
         if not timm.is_model(model_name):
             close = timm.list_models(f"*{model_name.split('_')[0]}*")[:20]
             raise ValueError(f"unknown timm model '{model_name}'; similar names: {close}")
-        kwargs: dict[str, Any] = dict(num_classes=0, **model_kwargs)
-        if isinstance(pretrained, str):
+        # None = "the architecture's default" (lets a config unset a key such as img_size)
+        kwargs: dict[str, Any] = dict(
+            num_classes=0, **{k: v for k, v in model_kwargs.items() if v is not None}
+        )
+        bundled = bundled_weights(model_name, pretrained) if isinstance(pretrained, str) else None
+        if isinstance(pretrained, str) and bundled is None:
             if not Path(pretrained).is_file():
-                raise FileNotFoundError(f"timm weights file not found: {pretrained}")
+                tags = [t for m, t in list_bundled_weights() if m == model_name]
+                hint = f" (bundled tags of this model: {tags})" if tags else ""
+                raise FileNotFoundError(f"timm weights file not found: {pretrained}{hint}")
             kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained))
-            pretrained = True
         try:
             # a timm model: forward_features / forward_head / num_features are not nn.Module's
-            self.model: Any = timm.create_model(model_name, pretrained=bool(pretrained), **kwargs)
+            self.model: Any = timm.create_model(
+                model_name, pretrained=bool(pretrained) and bundled is None, **kwargs
+            )
         except (RuntimeError, OSError) as exc:
             raise RuntimeError(
                 f"could not load pretrained weights for timm model '{model_name}'. Offline, pass "
                 "a local file: pretrained=/path/to/model.safetensors (see README)."
             ) from exc
+        if bundled is not None:  # weights shipped inside ramlico (the toy world's models)
+            state = load_file(str(bundled))
+            self.model.load_state_dict(
+                {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+            )
         self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
         if freeze:
             self.freeze()

@@ -307,6 +307,8 @@ def make_generated_classification(
     mpath = root / "manifest.json"
     if mpath.is_file() and json.loads(mpath.read_text()) == manifest:
         return root
+    for stale in root.glob("*/[0-9][0-9][0-9][0-9].png"):  # a smaller set must not keep them
+        stale.unlink()
     rows = []
     scenes = generated_classification_scenes(n_per_class, image_size, seed, hard)
     for name, i, image, objects in scenes:

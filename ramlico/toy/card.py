@@ -11,7 +11,7 @@ from ramlico.data.generated import GENERATED_CLASSES
 from ramlico.toy.captions import FAMILY_WEIGHTS
 from ramlico.toy.data import LAYOUT_WEIGHTS
 
-__all__ = ["file_sha256", "read_card", "render_card", "write_card"]
+__all__ = ["file_sha256", "read_card", "render_card", "reproduce_command", "write_card"]
 
 CARD_JSON = "clip_toy.json"
 CARD_MD = "MODEL_CARD.md"
@@ -30,21 +30,25 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_card(folder: str | Path) -> dict[str, Any]:
-    """The card data written by :func:`write_card`."""
-    return json.loads((Path(folder) / CARD_JSON).read_text(encoding="utf-8"))
+def read_card(folder: str | Path, name: str = CARD_JSON) -> dict[str, Any]:
+    """The card data written by :func:`write_card` (``name``: another model's card file)."""
+    return json.loads((Path(folder) / name).read_text(encoding="utf-8"))
 
 
-def _reproduce(recipe: dict[str, Any]) -> str:
-    from ramlico.toy.train_clip import Recipe
-
-    defaults = Recipe()
+def reproduce_command(module: str, out: str, recipe: dict[str, Any], defaults: Any) -> str:
+    """``python -m <module> --out <out>`` plus a flag per recipe value that is not the default."""
     flags = [
         f"--{k.replace('_', '-')} {v}"
         for k, v in recipe.items()
         if k != "model_name" and getattr(defaults, k) != v
     ]
-    return " ".join(["python -m ramlico.toy.train_clip --out logs/toy_clip", *flags])
+    return " ".join([f"python -m {module} --out {out}", *flags])
+
+
+def _reproduce(recipe: dict[str, Any]) -> str:
+    from ramlico.toy.train_clip import Recipe
+
+    return reproduce_command("ramlico.toy.train_clip", "logs/toy_clip", recipe, Recipe())
 
 
 def render_card(card: dict[str, Any]) -> str:

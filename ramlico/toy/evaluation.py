@@ -10,6 +10,7 @@ Three fixed probe sets, built in memory exactly as the demos' data configs write
   over the 20 labels, from the image embedding and from the best patch token.
 
 Scores are CLIP's: cosine between the image embedding and the mean prompt embedding of each label.
+:func:`vision_report` measures a vision-only model (the toy VFM of OTFusion) on the same sets.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ramlico.data.transforms import build_eval_transform
 from ramlico.metrics.functional import mean_average_precision, topk_accuracy
 from ramlico.modules.ladder import saa_tower
 
-__all__ = ["ZERO_SHOT_TEMPLATES", "probe_sets", "zero_shot_report"]
+__all__ = ["ZERO_SHOT_TEMPLATES", "probe_sets", "vision_report", "zero_shot_report"]
 
 ZERO_SHOT_TEMPLATES = ("a photo of a {}.",)
 Tensor = torch.Tensor
@@ -117,4 +118,51 @@ def zero_shot_report(
     report["easy_top1_min_class"] = min(per_class.values())
     report["easy_top1_per_class"] = per_class
     backbone.train(was_training)
+    return report
+
+
+def _nearest_class_mean(features: Tensor, labels: Tensor, k: int) -> float:
+    """Top-1 (percent) of assigning each image to the closest class mean (cosine)."""
+    feats = F.normalize(features, dim=-1)
+    means = F.normalize(torch.stack([feats[labels == c].mean(0) for c in range(k)]), dim=-1)
+    return round(100.0 * float(((feats @ means.T).argmax(-1) == labels).float().mean()), 1)
+
+
+@torch.no_grad()
+def vision_report(vfm: torch.nn.Module, clip: CLIPBackbone | None = None) -> dict[str, float]:
+    """How well a vision-only model's features group the toy world's classes (percent, 0.1).
+
+    Args:
+        vfm: maps ``(B, 3, 64, 64)`` ImageNet-normalised images to ``(B, E)`` features (a
+            :class:`ramlico.backbones.TimmBackbone`).
+        clip: with the toy CLIP, also OTFusion (the paper's defaults) on the hard set, fusing
+            that CLIP's prior with ``vfm``'s features.
+
+    Returns:
+        ``easy_ncm_top1`` / ``hard_ncm_top1``: nearest class mean on the easy / hard single-label
+        probe set (labels used: a diagnostic of the feature space, not a zero-shot number); with
+        ``clip``: ``hard_clip_top1`` (its zero-shot prior) and ``hard_otfusion_top1``.
+    """
+    from ramlico.zeroshot.otfusion import otfusion_predict  # zeroshot builds on the toy world
+
+    was_training = vfm.training
+    vfm.eval()
+    k = len(GENERATED_CLASSES)
+    sets = probe_sets(64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    report: dict[str, float] = {}
+    feats = {}
+    for name in ("easy", "hard"):
+        images, labels = sets[name]
+        feats[name] = torch.cat([vfm(x).float() for x in images.split(200)])
+        report[f"{name}_ncm_top1"] = _nearest_class_mean(feats[name], labels, k)
+    if clip is not None:
+        clip.eval()
+        images, labels = probe_sets(clip.image_size, clip.image_mean, clip.image_std)["hard"]
+        text = clip.zero_shot_classifier(GENERATED_CLASSES, ZERO_SHOT_TEMPLATES).T.float()
+        image = torch.cat([clip.embed_image(x).float() for x in images.split(200)])
+        result = otfusion_predict(image, text, feats["hard"], labels=labels)
+        report["hard_clip_top1"] = round(float(topk_accuracy(result.clip_prior, labels, k=1)), 1)
+        fused = topk_accuracy(result.probs, labels, k=1)
+        report["hard_otfusion_top1"] = round(float(fused), 1)
+    vfm.train(was_training)
     return report

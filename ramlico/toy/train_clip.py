@@ -37,7 +37,6 @@ import dataclasses
 import json
 import logging
 import math
-import resource
 import shutil
 import time
 from collections.abc import Sequence
@@ -60,6 +59,18 @@ from ramlico.toy.captions import caption_vocabulary, truth_matrix
 from ramlico.toy.card import file_sha256, write_card
 from ramlico.toy.data import CaptionedBatch, make_batch
 from ramlico.toy.evaluation import zero_shot_report
+from ramlico.toy.training import (
+    StepDataset,
+    add_recipe_arguments,
+    check_recipe,
+    cosine_lr,
+    cpu_seconds,
+    identity_collate,
+    load_state,
+    one_thread,
+    recipe_from_args,
+    save_state,
+)
 from ramlico.toy.vocabulary import toy_descriptors
 from ramlico.utils import get_logger
 from ramlico.zeroshot.descriptors import descriptor_texts
@@ -90,19 +101,11 @@ class Recipe:
     threads: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"--warmup-steps must be in [0, steps], got {self.warmup_steps}")
+        check_recipe(self)
         if self.local_readout not in ("saa", "patch"):
             raise ValueError(
                 f"--local-readout must be 'saa' or 'patch', got {self.local_readout!r}"
             )
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
 
 
 def _known_texts() -> list[str]:
@@ -191,34 +194,6 @@ class _BatchStream:
         )
 
 
-class _Steps(torch.utils.data.Dataset):
-    """Steps ``start .. stop - 1`` as a map-style dataset (a worker renders ahead)."""
-
-    def __init__(self, stream: _BatchStream, start: int, stop: int) -> None:
-        self.stream, self.start, self.stop = stream, start, stop
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, i: int) -> CaptionedBatch:
-        return self.stream(self.start + i)
-
-
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)
-
-
-def _identity(batch: Any) -> Any:  # collate_fn of an unbatched loader: one step as is
-    return batch
-
-
-def _lr(step: int, recipe: Recipe) -> float:
-    if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
-    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    return 0.5 * recipe.lr * (1.0 + math.cos(math.pi * progress))
-
-
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """AdamW; no weight decay on gains, biases, embeddings and the temperature (CLIP's rule)."""
     decay: list[nn.Parameter] = []
@@ -231,11 +206,6 @@ def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
         {"params": rest, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, recipe.beta2), eps=1e-6)
-
-
-def _cpu_seconds() -> float:
-    usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def build_model(recipe: Recipe) -> CompactTokenCLIP:
@@ -264,28 +234,20 @@ def train(recipe: Recipe, out: Path, resume: bool = False, log_every: int = 50,
     state_path, log_path = out / "train_state.pt", out / "train_log.jsonl"
     start, spent = 0, {"wall_s": 0.0, "cpu_s": 0.0}
     if resume and state_path.is_file():
-        state = torch.load(state_path, weights_only=True)
-        if state["recipe"] != dataclasses.asdict(recipe):
-            raise ValueError(
-                f"{state_path} was written by another recipe {state['recipe']}; resume with the "
-                "same arguments or choose another --out"
-            )
-        model.model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, spent = state["step"], state["spent"]
+        start, spent = load_state(state_path, recipe, model.model, optimizer)
         log.info("resuming from step %d (%s)", start, state_path)
     elif log_path.exists():
         log_path.unlink()
     stream = _BatchStream(recipe, model.model.visual.image_size[0])
     loader = torch.utils.data.DataLoader(
-        _Steps(stream, start, recipe.steps), batch_size=None, num_workers=workers,
-        worker_init_fn=_one_thread, collate_fn=_identity,
+        StepDataset(stream, start, recipe.steps), batch_size=None, num_workers=workers,
+        worker_init_fn=one_thread, collate_fn=identity_collate,
     )  # fmt: skip
-    t_wall, t_cpu = time.perf_counter() - spent["wall_s"], _cpu_seconds() - spent["cpu_s"]
+    t_wall, t_cpu = time.perf_counter() - spent["wall_s"], cpu_seconds() - spent["cpu_s"]
     loss = torch.tensor(float("nan"))
     for step, batch in zip(range(start, recipe.steps), loader, strict=True):
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, recipe)
+            group["lr"] = cosine_lr(step, recipe.lr, recipe.warmup_steps, recipe.steps)
         img, regions, txt, scale = model(batch.images, batch.texts, recipe.local_readout)
         positives = truth_matrix(batch.scene_facts, batch.caption_facts)
         loss = multi_positive_contrastive_loss(scale * img @ txt.t(), positives)
@@ -302,7 +264,7 @@ def train(recipe: Recipe, out: Path, resume: bool = False, log_every: int = 50,
         with torch.no_grad():
             model.model.logit_scale.clamp_(0, math.log(recipe.max_logit_scale))
         done = step + 1
-        spent = {"wall_s": time.perf_counter() - t_wall, "cpu_s": _cpu_seconds() - t_cpu}
+        spent = {"wall_s": time.perf_counter() - t_wall, "cpu_s": cpu_seconds() - t_cpu}
         row = {"step": done, "loss": round(loss.item(), 4), "logit_scale": round(scale.item(), 2)}
         row |= {"lr": optimizer.param_groups[0]["lr"], **{k: round(v, 1) for k, v in spent.items()}}
         if eval_every and (done % eval_every == 0 or done == recipe.steps):
@@ -315,9 +277,7 @@ def train(recipe: Recipe, out: Path, resume: bool = False, log_every: int = 50,
             with log_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
         if done % SAVE_EVERY == 0 or done == recipe.steps:
-            torch.save({"model": model.model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "step": done, "spent": spent, "recipe": dataclasses.asdict(recipe)},
-                       state_path)  # fmt: skip
+            save_state(state_path, recipe, model.model, optimizer, done, spent)
     return export(model, recipe, out, spent, loss.item())
 
 
@@ -361,17 +321,11 @@ def install(out: Path, target: Path = BUNDLED_WEIGHTS_DIR) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    defaults = Recipe()
     parser = argparse.ArgumentParser(
         prog="python -m ramlico.toy.train_clip", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--out", type=Path, default=Path("logs/toy_clip"), help="output folder")
-    for field in dataclasses.fields(Recipe):
-        if field.name == "model_name":
-            continue
-        flag = f"--{field.name.replace('_', '-')}"
-        default = getattr(defaults, field.name)
-        parser.add_argument(flag, type=type(default), default=default, help=f"default {default}")
+    add_recipe_arguments(parser, Recipe)
     parser.add_argument("--resume", action="store_true", help="continue from --out/train_state.pt")
     parser.add_argument("--eval-every", type=int, default=500, help="zero-shot probe every N steps")
     parser.add_argument("--install", action="store_true", help="copy the result into the package")
@@ -379,8 +333,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "--workers", type=int, default=1, help="processes rendering ahead (0 = none)"
     )
     args = parser.parse_args(argv)
-    recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
-                       if f.name != "model_name"})  # fmt: skip
+    recipe = recipe_from_args(Recipe, args)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     log.logger.setLevel(logging.INFO)  # this script's progress; other libraries stay quiet
     card = train(recipe, args.out, resume=args.resume, eval_every=args.eval_every,

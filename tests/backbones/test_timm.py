@@ -43,3 +43,26 @@ def test_bad_names_and_paths():
         TimmBackbone("resnet19")
     with pytest.raises(FileNotFoundError, match="timm weights file not found"):
         TimmBackbone("resnet18", pretrained="/nonexistent/weights.pth")
+
+
+def test_bundled_tag_loads_the_shipped_file_and_unknown_tags_are_named(tmp_path):
+    from safetensors.torch import load_file
+
+    from ramlico.backbones import bundled_weights
+    from ramlico.backbones.registry import TOY_VFM
+
+    net = TimmBackbone(TOY_VFM, pretrained="toy", freeze=True)
+    shipped = load_file(str(bundled_weights(TOY_VFM, "toy")))
+    state = net.model.state_dict()
+    assert set(state) == set(shipped)  # the feature extractor, no classifier head
+    for name, value in shipped.items():
+        assert torch.equal(state[name], value.float() if value.is_floating_point() else value)
+    with pytest.raises(FileNotFoundError, match=r"bundled tags of this model: \['toy'\]"):
+        TimmBackbone(TOY_VFM, pretrained="openai")
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        TimmBackbone("resnet18", pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_none_model_kwargs_take_the_architecture_default():
+    net = TimmBackbone("resnet18", img_size=None)  # a CNN has no img_size
+    assert net(torch.randn(1, 3, 64, 64)).shape == (1, 512)

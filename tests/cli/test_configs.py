@@ -52,6 +52,8 @@ def test_every_demo_runs_on_the_shipped_toy_clip(name, tmp_path):
     assert cfg.data.source == "generated"
     if name in ("lazsl_demo", "otfusion_demo"):
         assert cfg.data.generated.hard  # the single-label set with distractors and clutter
+    if name == "otfusion_demo":
+        assert (model.dino.model_name, model.dino.pretrained) == ("regnetx_002", "toy")
     if name == "lazsl_demo":
         assert model.descriptors_file == "generated_shapes"
 

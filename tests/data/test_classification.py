@@ -68,6 +68,10 @@ def test_generated_set_is_cached_and_labelled(tmp_path):
     mtime = (root / "red_circle" / "0000.png").stat().st_mtime_ns
     make_generated_classification(tmp_path / "g", n_per_class=2, image_size=32)
     assert (root / "red_circle" / "0000.png").stat().st_mtime_ns == mtime  # reused, not rewritten
+    make_generated_classification(tmp_path / "g", n_per_class=1, image_size=32)  # a smaller set
+    assert sorted(p.name for p in (root / "red_circle").iterdir()) == ["0000.png"]
+    assert len(list(root.glob("*/*.png"))) == 20  # nothing of the larger set is left behind
+    make_generated_classification(tmp_path / "g", n_per_class=2, image_size=32)
     gen = {"n_per_class": 0, "n_test_per_class": 2, "image_size": 32, "seed": 0, "test_seed": 0}
     dm = ClassificationDataModule(source="generated", root=str(tmp_path / "dm"), image_size=32,
                                   generated=gen)  # fmt: skip

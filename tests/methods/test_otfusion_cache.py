@@ -41,7 +41,7 @@ def _run(tmp_path, run, cache, overrides=()):
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         cfg = compose(
-            "eval", overrides=["experiment=otfusion_demo", "+model.dino.depth=1", *overrides]
+            "eval", overrides=["experiment=otfusion_demo", *overrides]
         )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / run / "out")
@@ -69,7 +69,7 @@ def test_cache_is_written_reread_without_encoders_and_resumed(tmp_path, calls):
     ]
     parts = [torch.load(folder / f"chunk_{i:06d}.pt") for i in range(4)]
     assert [len(p["labels"]) for p in parts] == [24, 24, 24, 8]
-    assert parts[0]["clip"].shape == (24, 64) and parts[0]["dino"].shape == (24, 192)
+    assert parts[0]["clip"].shape == (24, 64) and parts[0]["dino"].shape == (24, 368)
     assert len(rows) == 80 and [int(r["index"]) for r in rows] == list(range(80))
 
     for key in calls:

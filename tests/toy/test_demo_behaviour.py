@@ -35,7 +35,9 @@ RAM_ZSL_MAP_GAIN = 0.5  # points RAM must gain over zero-shot CLIP on ZSL mAP
 RAM_GZSL_MAP_GAIN = 2.5  # ... on GZSL mAP
 RAM_F1_GAIN = 1.0  # ... on GZSL F1@3
 LAZSL_MARGIN = 3.0  # top-1 points LaZSL may lose to CLIP (seeds 0-2: +3, +5, +1; 100 images)
-OTFUSION_MARGIN = 3.0  # top-1 points OTFusion may lose to its prior (seeds 0-2: 0, -1, +1)
+# OTFusion on the demo's own set size (10 per class: transduction needs a few images per class)
+OTFUSION_PER_CLASS = 10
+OTFUSION_GAIN = 2.0  # top-1 points OTFusion must gain over its CLIP prior (seeds 0-2: +4, +7, +4)
 pytestmark = pytest.mark.slow
 
 
@@ -129,13 +131,14 @@ def test_lazsl_is_not_worse_than_clip_by_more_than_the_margin(seed, tmp_path):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_otfusion_is_not_worse_than_its_clip_prior(seed, tmp_path):
-    """The hard single-label set: OTFusion's fused top-1 against its own CLIP prior (one run)."""
-    data = {"test_seed": seed, "n_test_per_class": SINGLE_PER_CLASS}
+def test_otfusion_improves_on_its_clip_prior(seed, tmp_path):
+    """The hard single-label set: OTFusion (the toy CLIP fused with the toy VFM, paper defaults)
+    against its own CLIP prior, one run."""
+    data = {"test_seed": seed, "n_test_per_class": OTFUSION_PER_CLASS}
     m = _run("eval", tmp_path, tmp_path / "hard", ["experiment=otfusion_demo"], **data)
     fused, prior = m["test/test/top1"], m["test/test/clip_top1"]
     print(f"seed {seed}: OTFusion {fused:.1f} CLIP prior {prior:.1f}")
-    assert fused >= prior - OTFUSION_MARGIN
+    assert fused >= prior + OTFUSION_GAIN
     assert prior >= 8 * CHANCE
 
 

@@ -11,7 +11,8 @@ from ramlico.data.generated import GENERATED_CLASSES
 from ramlico.toy.captions import FAMILY_WEIGHTS
 from ramlico.toy.data import LAYOUT_WEIGHTS
 
-__all__ = ["file_sha256", "read_card", "render_card", "reproduce_command", "write_card"]
+__all__ = ["file_sha256", "read_card", "render_card", "reproduce_command", "reproduce_section",
+           "write_card", "write_card_files"]
 
 CARD_JSON = "clip_toy.json"
 CARD_MD = "MODEL_CARD.md"
@@ -43,6 +44,27 @@ def reproduce_command(module: str, out: str, recipe: dict[str, Any], defaults: A
         if k != "model_name" and getattr(defaults, k) != v
     ]
     return " ".join([f"python -m {module} --out {out}", *flags])
+
+
+def reproduce_section(command: str) -> str:
+    """The cards' closing "Reproduce" section: ``command`` and what "the same bits" means."""
+    return f"""## Reproduce
+
+```bash
+{command}
+```
+
+Same seed, torch build, CPU type and `--threads` give the same bits (same sha256); elsewhere the
+floating-point rounding differs and the numbers above agree to within about a point.
+"""
+
+
+def write_card_files(text: str, card: dict[str, Any], folder: str | Path, json_name: str,
+                     md_name: str) -> None:  # fmt: skip
+    """Write a card's data (``json_name``) and its rendered ``text`` (``md_name``)."""
+    folder = Path(folder)
+    (folder / json_name).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    (folder / md_name).write_text(text, encoding="utf-8")
 
 
 def _reproduce(recipe: dict[str, Any]) -> str:
@@ -137,19 +159,9 @@ then cosine decay to 0, learnable temperature initialised at 0.07. Training took
 {tr["wall_s"]:.0f} s wall / {tr["cpu_s"]:.0f} s CPU ({rc["threads"]} threads; torch {tr["torch"]},
 open_clip {tr["open_clip"]}); final loss {tr["final_loss"]:.3f}.
 
-## Reproduce
-
-```bash
-{_reproduce(rc)}
-```
-
-Same seed, torch build, CPU type and `--threads` give the same bits (same sha256); elsewhere the
-floating-point rounding differs and the numbers above agree to within about a point.
-"""
+{reproduce_section(_reproduce(rc))}"""
 
 
 def write_card(card: dict[str, Any], folder: str | Path) -> None:
     """Write ``clip_toy.json`` and ``MODEL_CARD.md`` into ``folder``."""
-    folder = Path(folder)
-    (folder / CARD_JSON).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-    (folder / CARD_MD).write_text(render_card(card), encoding="utf-8")
+    write_card_files(render_card(card), card, folder, CARD_JSON, CARD_MD)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ramlico.toy.card import read_card as read_any_card
-from ramlico.toy.card import reproduce_command
+from ramlico.toy.card import reproduce_command, reproduce_section, write_card_files
 
 __all__ = ["CARD_JSON", "CARD_MD", "read_card", "render_card", "write_card"]
 
@@ -95,19 +94,9 @@ AdamW (no decay on gains and biases), linear warm-up then cosine decay to 0. Tra
 {tr["wall_s"]:.0f} s wall / {tr["cpu_s"]:.0f} s CPU ({rc["threads"]} threads; torch {tr["torch"]},
 timm {tr["timm"]}); final loss {tr["final_loss"]:.4f}.
 
-## Reproduce
-
-```bash
-{_reproduce(rc)}
-```
-
-Same seed, torch build, CPU type and `--threads` give the same bits (same sha256); elsewhere the
-floating-point rounding differs and the numbers above agree to within about a point.
-"""
+{reproduce_section(_reproduce(rc))}"""
 
 
 def write_card(card: dict[str, Any], folder: str | Path) -> None:
     """Write ``vfm_toy.json`` and ``VFM_CARD.md`` into ``folder``."""
-    folder = Path(folder)
-    (folder / CARD_JSON).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-    (folder / CARD_MD).write_text(render_card(card), encoding="utf-8")
+    write_card_files(render_card(card), card, folder, CARD_JSON, CARD_MD)

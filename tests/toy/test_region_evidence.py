@@ -19,44 +19,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from helpers import compose_cfg, shrink  # noqa: E402
+from helpers import compose_cfg  # noqa: E402
 
 from ramlico.data.generated import draw_scene  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = (0, 1, 2)
 # pointing-game points (percent of present image-label pairs); observed gaps in docs/toy_world.md
 MARGIN_OVER_CLIP = 15.0
 MARGIN_OVER_UNIFORM = 30.0
-# RAM trained for 5 of the demo's 15 epochs: the plan's pointing is set by the frozen CLIP's
-# regions and the first epochs' prompts (observed at 5 epochs in the test's printout)
-RAM_EPOCHS = ["trainer.max_epochs=5", "model.scheduler.max_epochs=5"]
 # the test's own labels and scenes: 2 seen + 2 unseen labels of the split, and 2 more seen ones
 LABELS = ["red circle", "blue triangle", "blue square", "yellow cross", "green star", "red cross"]
-
-
-@pytest.fixture(scope="module")
-def toy_ram(tmp_path_factory):
-    """``{seed: (metrics, run dir)}``: ram_demo on the toy CLIP (5 epochs), trained and tested by
-    train()."""
-    from ramlico.cli import train
-
-    data = tmp_path_factory.mktemp("toy_ram_data")
-    runs = {}
-    for seed in SEEDS:
-        tmp = tmp_path_factory.mktemp(f"toy_ram_{seed}")
-        cfg = compose_cfg("train", tmp, [f"seed={seed}", *RAM_EPOCHS])  # ram_demo
-        cfg = shrink(cfg, data, tiny=False)
-        with open_dict(cfg):
-            cfg.data.pop("generated")  # the demo's data set (480 train / 160 test images)
-            cfg.logger = None
-        metrics, _ = train(cfg)
-        runs[seed] = metrics, Path(cfg.paths.output_dir)
-    return runs
 
 
 def test_ram_plan_points_at_the_right_object_more_often_than_clip_and_uniform(toy_ram):

@@ -10,13 +10,18 @@ from ``--classes`` classes, so a batch of 64 ImageNet images has ~62 unique clas
 
 The figure of merit is the overhead ratio ``t_LICO / t_CE`` measured in the same run: CE and
 LICO steps alternate and the median of the per-pair ratios is reported, so drifting machine load
-hits both alike. The script also times LICO's parts (text tower, OT) separately. Writes JSON.
+hits both alike. The script also times LICO's parts (text tower, OT) separately, and the
+per-label Grad-CAM heatmaps of ``label_scores`` (region evidence, ``ramlico-predict``): one
+forward pass for ``--heatmap-classes`` classes against the package's forward + backward per
+class (``heatmap_speedup``, the ratio of the two in the same run). Writes JSON.
 
 Usage::
 
     python benchmarks/lico_step.py                          # ResNet-50, batch 64, CPU
     python benchmarks/lico_step.py --device cuda --steps 20
     python benchmarks/lico_step.py --backbone resnet18 --image-size 112 --steps 2   # quick
+    python benchmarks/lico_step.py --backbone test_resnet --text-model ramlico-tiny-ViT \
+        --image-size 64 --batch 128 --classes 20 --heatmap-classes 20    # the toy demo's sizes
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import torch
 from _results import write_results  # benchmarks/_results.py (run as a script)
 
 from ramlico.backbones import CLIPBackbone, TimmBackbone
+from ramlico.explain import SaliencyExplainer
+from ramlico.explain.saliency import gradcam_per_class
 from ramlico.losses.lico import ot_alignment_loss
 from ramlico.methods.lico import LICOModule
 
@@ -84,6 +91,41 @@ def train_step(module: LICOModule, opt: torch.optim.Optimizer, batch, amp: bool)
     opt.step()
 
 
+def heatmap_times(
+    module: LICOModule, images: torch.Tensor, n_classes: int, args: argparse.Namespace
+) -> dict:
+    """Grad-CAM maps of ``n_classes`` classes for every image: one pass vs class by class."""
+    if n_classes <= 0:
+        return {}
+    net = module.export().eval()
+    classes = list(range(n_classes))
+    explainer = SaliencyExplainer(net, "gradcam")
+
+    def package_loop() -> None:
+        for c in classes:
+            explainer(images, [c] * images.shape[0])
+
+    def one_pass() -> None:
+        gradcam_per_class(net, images, classes)
+
+    times: dict[str, list[float]] = {"loop": [], "pass": []}
+    for i in range(args.warmup + args.steps):  # interleaved, as the training steps
+        loop_t, pass_t = (
+            timed(package_loop, images.device, 1, 0)[0],
+            timed(one_pass, images.device, 1, 0)[0],
+        )
+        if i >= args.warmup:
+            times["loop"].append(loop_t)
+            times["pass"].append(pass_t)
+    ratios = [a / b for a, b in zip(times["loop"], times["pass"], strict=True)]
+    return {
+        "heatmap_classes": n_classes,
+        "heatmap_package_loop_s": statistics.median(times["loop"]),
+        "heatmap_per_class_s": statistics.median(times["pass"]),
+        "heatmap_speedup": statistics.median(ratios),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -96,6 +138,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument(
+        "--heatmap-classes",
+        type=int,
+        default=4,
+        help="classes per image of the Grad-CAM heatmap timing (0: skip it)",
+    )
     p.add_argument("--out", default="benchmarks/results/lico_step.json")
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -140,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     text_t = statistics.median(timed(text_part, device, args.steps, 1))
     ot_t = statistics.median(timed(ot_part, device, args.steps, 1))
+    heatmaps = heatmap_times(lico, batch[0], min(args.heatmap_classes, args.classes), args)
     ratio = statistics.median(pair_ratios)
     n_ce = sum(p.numel() for p in modules["ce"].export().parameters())
     n_lico = sum(p.numel() for p in lico.export().parameters())
@@ -156,11 +205,16 @@ def main(argv: list[str] | None = None) -> dict:
         "ce_step_s": results["ce"], "lico_step_s": results["lico"], "overhead_ratio": ratio,
         "ce_steps_s": times["ce"], "lico_steps_s": times["lico"], "pair_ratios": pair_ratios,
         "text_tower_fwd_bwd_s": text_t, "ot_loss_fwd_bwd_s": ot_t,
-        "inference_params_ce": n_ce, "inference_params_lico": n_lico,
+        "inference_params_ce": n_ce, "inference_params_lico": n_lico, **heatmaps,
     }  # fmt: skip
     print(f"overhead ratio LICO / CE = {ratio:.2f}x  (text tower {text_t:.3f} s, OT {ot_t:.3f} s; "
           f"{report['prompt_sequences_per_step']} prompt sequences; inference params "
           f"{n_ce} vs {n_lico})")  # fmt: skip
+    if heatmaps:
+        print(f"Grad-CAM of {heatmaps['heatmap_classes']} classes x {args.batch} images: "
+              f"{heatmaps['heatmap_per_class_s']:.3f} s in one pass vs "
+              f"{heatmaps['heatmap_package_loop_s']:.3f} s class by class "
+              f"({heatmaps['heatmap_speedup']:.1f}x)")  # fmt: skip
     out = Path(args.out)
     write_results(report, out, indent=2)
     print(f"wrote {out}")

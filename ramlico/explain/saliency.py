@@ -10,18 +10,24 @@ LICO evaluates *unchanged* post-hoc methods on the baseline and on the LICO-trai
   bilinearly upsampled to the input and min-max normalised to [0, 1] (by the package).
 
 ViT token maps ``(B, L, D)`` are reshaped to ``(B, D, h, w)`` after dropping prefix tokens.
+
+:func:`gradcam_per_class` gives the same Grad-CAM for *several* classes of every image at the cost
+of one forward pass: the graph is cut at the target layer, so each class's gradient flows back
+through the head only (the package runs a forward and a full backward per class). The region
+evidence and ``ramlico-predict`` use it (one map per label); it equals the package's maps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ramlico.explain.heatmaps import patch_grid
 
-__all__ = ["CAM_METHODS", "SaliencyExplainer"]
+__all__ = ["CAM_METHODS", "SaliencyExplainer", "gradcam_per_class"]
 
 Tensor = torch.Tensor
 
@@ -91,3 +97,59 @@ class SaliencyExplainer:
                 targets = self.model(images).argmax(-1).tolist()
         cams = self.cam(images, targets=[ClassifierOutputTarget(int(t)) for t in targets])
         return torch.from_numpy(cams).float()
+
+
+def gradcam_per_class(model: nn.Module, images: Tensor, classes: Sequence[int]) -> Tensor:
+    """Grad-CAM of every image for each of ``classes``: ``(B, 3, H, W)`` -> ``(B, C, H, W)``.
+
+    One forward pass with the graph cut at ``model.feature_tap``: its output ``A`` (``(B, K, h,
+    w)``; ViT tokens reshaped as in :class:`SaliencyExplainer`) becomes a leaf, and for each class
+    ``c`` the gradient of ``sum_b s_c(b)`` reaches ``A`` through the layers after the tap only.
+    In eval mode images do not interact, so this is each image's own ``d s_c / d A``. Then, as
+    the package does: ``w_k = mean_p dA_k,p``, ``S = ReLU(sum_k w_k A_k)``, min-max scaled,
+    bilinearly resized to ``(H, W)`` and min-max scaled again (values in [0, 1], float32, CPU).
+
+    Args:
+        model: classifier with a ``feature_tap`` module (and ``num_prefix_tokens`` for ViTs).
+        images: ``(B, 3, H, W)`` normalised images.
+        classes: class indices, one map each.
+    Raises:
+        ValueError: a model without ``feature_tap``, or a class outside the model's output.
+    """
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    layer = getattr(model, "feature_tap", None)
+    if layer is None:
+        raise ValueError(f"{type(model).__name__} has no 'feature_tap' module to explain at")
+    reshape = _TokenGrid(int(getattr(model, "num_prefix_tokens", 0)))
+    cut: list[Tensor] = []
+
+    def leaf(module: nn.Module, inputs: object, output: Tensor) -> Tensor:
+        cut.append(output.detach().requires_grad_(True))
+        return cut[-1]
+
+    was_training = model.training
+    model.eval()
+    handle = layer.register_forward_hook(leaf)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            logits = model(images.clone())
+            bad = [c for c in classes if not 0 <= int(c) < logits.shape[-1]]
+            if bad:
+                raise ValueError(f"classes {bad} outside the model's {logits.shape[-1]} outputs")
+            acts = reshape(cut[0]).detach().float()  # (B, K, h, w)
+            maps = []
+            for i, c in enumerate(classes):
+                (grad,) = torch.autograd.grad(
+                    logits[:, int(c)].sum(), cut[0], retain_graph=i < len(classes) - 1
+                )
+                weights = reshape(grad).float().mean(dim=(2, 3))  # (B, K)
+                cam = (weights[:, :, None, None] * acts).sum(1).clamp_min(0)  # (B, h, w)
+                size = (images.shape[-1], images.shape[-2])  # (W, H), as cv2 takes it
+                maps.append(scale_cam_image(scale_cam_image(cam.cpu().numpy(), size)))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    if not maps:
+        return torch.zeros(images.shape[0], 0, *images.shape[-2:])
+    return torch.from_numpy(np.stack(maps, axis=1)).float()

@@ -308,22 +308,18 @@ class LICOModule(RamlicoModule):
     ) -> LabelScores:
         """Logits and, with ``evidence``, one Grad-CAM map per label ``(B, C, H, W)`` in [0, 1].
 
-        Grad-CAM targets each requested class in turn (one backward pass per label) at the
-        classifier's ``feature_tap`` (the tap of docs/lico.md); maps are at the input resolution.
+        Grad-CAM of each requested class at the classifier's ``feature_tap`` (the tap of
+        docs/lico.md), from one forward pass (:func:`ramlico.explain.saliency.gradcam_per_class`);
+        maps are at the input resolution.
         """
         with torch.no_grad():
             logits = self.scores(images, label_names)
         if not evidence:
             return LabelScores(scores=logits, logits=logits)
-        from ramlico.explain import SaliencyExplainer
+        from ramlico.explain.saliency import gradcam_per_class
 
-        explainer = SaliencyExplainer(self.export(), "gradcam")
-        maps = []
-        with torch.inference_mode(False), torch.enable_grad():
-            x = images.clone()
-            for c in self.class_indices(label_names):
-                maps.append(explainer(x, [c] * x.shape[0]))
-        heatmaps = torch.stack(maps, dim=1).to(images.device)  # (B, C, H, W)
+        maps = gradcam_per_class(self.export(), images, self.class_indices(label_names))
+        heatmaps = maps.to(images.device)  # (B, C, H, W)
         return LabelScores(scores=logits, logits=logits, heatmaps=heatmaps)
 
     def lico_losses(self, maps: Tensor, pooled: Tensor, labels: Tensor) -> dict[str, Tensor]:

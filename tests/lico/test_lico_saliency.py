@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ramlico.explain import SaliencyExplainer, evaluate_saliency
+from ramlico.explain.saliency import gradcam_per_class
 from ramlico.metrics.saliency import (
     auc_trapezoid,
     insertion_deletion,
@@ -110,6 +111,37 @@ def test_gradcam_equals_the_closed_form_on_a_linear_head():
             s = s - s.min()
             s = s / (s.max() + 1e-7)
         np.testing.assert_allclose(cams[i].numpy(), s.numpy(), atol=1e-5)
+
+
+def test_gradcam_per_class_equals_the_package_class_by_class():
+    """One forward pass for every class gives the package's maps (a forward + backward each)."""
+    from ramlico.backbones import TimmBackbone
+    from ramlico.methods.lico import LICOClassifier
+
+    torch.manual_seed(0)
+    encoder = TimmBackbone("test_resnet", zero_init_last=False, output_stride=16)
+    resnet = LICOClassifier(encoder, num_classes=5)  # 4 x 4 maps at 64 px
+    # 4 x 4 patches; average pooling: with class-token pooling no gradient reaches the patch
+    # tokens at the tap and both implementations give all-zero maps
+    vit = LICOClassifier(TimmBackbone("test_vit", img_size=64, global_pool="avg"), num_classes=5)
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    classes = [2, 0, 2]
+    for model in (TapModel(), resnet, vit):
+        model.train()
+        maps = gradcam_per_class(model, x, classes)
+        assert model.training  # the mode is restored
+        assert all(p.grad is None for p in model.parameters())  # the graph was cut at the tap
+        assert maps.shape == (3, 3, 64, 64) and maps.dtype == torch.float32
+        assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+        assert float(maps.std()) > 0.1  # real maps, not a constant
+        for j, c in enumerate(classes):
+            expected = SaliencyExplainer(model, "gradcam")(x, [c] * 3)
+            torch.testing.assert_close(maps[:, j], expected, rtol=0, atol=1e-5)
+    assert gradcam_per_class(resnet, x, []).shape == (3, 0, 64, 64)
+    with pytest.raises(ValueError, match=r"classes \[5\] outside the model's 5 outputs"):
+        gradcam_per_class(resnet, x, [1, 5])
+    with pytest.raises(ValueError, match="feature_tap"):
+        gradcam_per_class(nn.Linear(3, 3), x, [0])
 
 
 def test_other_cams_and_the_evaluation_loop(tmp_path):

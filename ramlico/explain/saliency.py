@@ -106,7 +106,7 @@ def gradcam_per_class(model: nn.Module, images: Tensor, classes: Sequence[int]) 
     w)``; ViT tokens reshaped as in :class:`SaliencyExplainer`) becomes a leaf, and for each class
     ``c`` the gradient of ``sum_b s_c(b)`` reaches ``A`` through the layers after the tap only.
     In eval mode images do not interact, so this is each image's own ``d s_c / d A``. Then, as
-    the package does: ``w_k = mean_p dA_k,p``, ``S = ReLU(sum_k w_k A_k)``, min-max scaled,
+    the package does: ``w_k = mean_p d s_c / d A_k,p``, ``S = ReLU(sum_k w_k A_k)``, min-max scaled,
     bilinearly resized to ``(H, W)`` and min-max scaled again (values in [0, 1], float32, CPU).
 
     Args:
@@ -138,6 +138,7 @@ def gradcam_per_class(model: nn.Module, images: Tensor, classes: Sequence[int]) 
             if bad:
                 raise ValueError(f"classes {bad} outside the model's {logits.shape[-1]} outputs")
             acts = reshape(cut[0]).detach().float()  # (B, K, h, w)
+            size = (images.shape[-1], images.shape[-2])  # (W, H), as cv2 takes it
             maps = []
             for i, c in enumerate(classes):
                 (grad,) = torch.autograd.grad(
@@ -145,7 +146,6 @@ def gradcam_per_class(model: nn.Module, images: Tensor, classes: Sequence[int]) 
                 )
                 weights = reshape(grad).float().mean(dim=(2, 3))  # (B, K)
                 cam = (weights[:, :, None, None] * acts).sum(1).clamp_min(0)  # (B, h, w)
-                size = (images.shape[-1], images.shape[-2])  # (W, H), as cv2 takes it
                 maps.append(scale_cam_image(scale_cam_image(cam.cpu().numpy(), size)))
     finally:
         handle.remove()

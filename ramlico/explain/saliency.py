@@ -3,13 +3,16 @@
 LICO evaluates *unchanged* post-hoc methods on the baseline and on the LICO-trained network
 (LICO's saliency methods), so the CAMs here are thin adapters, not re-implementations:
 
-* target layer = the classifier's ``feature_tap`` (the last feature map, LICO's tap point: ResNet
+* target layer = the classifier's ``cam_layer`` if it has one, else its ``feature_tap`` (the last
+  feature map, LICO's tap point: ResNet
   ``layer4`` output after its ReLU);
 * target class = the model's top-1 on the unmodified image (or given labels);
 * Grad-CAM: ``S = ReLU(sum_k w_k A_k)``, ``w_k = mean_p d s_c / d A_k,p`` with ``s_c`` the logit;
   bilinearly upsampled to the input and min-max normalised to [0, 1] (by the package).
 
-ViT token maps ``(B, L, D)`` are reshaped to ``(B, D, h, w)`` after dropping prefix tokens.
+ViT token maps ``(B, L, D)`` are reshaped to ``(B, D, h, w)`` after dropping prefix tokens. (For
+ViTs :class:`ramlico.methods.lico.LICOClassifier` names the last block's first LayerNorm as its
+``cam_layer``: the final-norm patch tokens get no gradient when the class token is pooled.)
 
 :func:`gradcam_per_class` gives the same Grad-CAM for *several* classes of every image at the cost
 of one forward pass: the graph is cut at the target layer, so each class's gradient flows back
@@ -27,7 +30,7 @@ from torch import nn
 
 from ramlico.explain.heatmaps import patch_grid
 
-__all__ = ["CAM_METHODS", "SaliencyExplainer", "gradcam_per_class"]
+__all__ = ["CAM_METHODS", "SaliencyExplainer", "cam_target_layer", "gradcam_per_class"]
 
 Tensor = torch.Tensor
 
@@ -53,28 +56,42 @@ class _TokenGrid:
         return patch_grid(x[:, self.num_prefix_tokens :])
 
 
+def cam_target_layer(model: nn.Module) -> nn.Module:
+    """The layer whose activations and gradients make the CAM: ``model.cam_layer``, else
+    ``model.feature_tap``.
+
+    Raises:
+        ValueError: the model has neither.
+    """
+    layer = getattr(model, "cam_layer", None)
+    if layer is None:
+        layer = getattr(model, "feature_tap", None)
+    if layer is None:
+        raise ValueError(
+            f"{type(model).__name__} has no 'feature_tap' module (the Grad-CAM target layer); "
+            "wrap the network like ramlico.methods.lico.LICOClassifier"
+        )
+    return layer
+
+
 class SaliencyExplainer:
-    """Saliency maps of a classifier with a ``feature_tap`` module (e.g. ``LICOClassifier``).
+    """Saliency maps of a classifier with a target layer (e.g. ``LICOClassifier``).
 
     Args:
-        model: ``(B, 3, H, W) -> (B, K)`` classifier; must expose ``feature_tap`` (the target
-            layer) and may expose ``num_prefix_tokens`` (ViTs).
+        model: ``(B, 3, H, W) -> (B, K)`` classifier; must expose ``feature_tap`` or
+            ``cam_layer`` (the target layer, :func:`cam_target_layer`) and may expose
+            ``num_prefix_tokens`` (ViTs).
         method: one of :data:`CAM_METHODS`.
         score_cam_batch_size: masked images per forward in Score-CAM.
     Raises:
-        ValueError: unknown method, or a model without ``feature_tap``.
+        ValueError: unknown method, or a model without a target layer.
     """
 
     def __init__(self, model: nn.Module, method: str = "gradcam", score_cam_batch_size: int = 32):
         classes = _cam_classes()
         if method not in classes:
             raise ValueError(f"unknown saliency method {method!r}; choose one of {CAM_METHODS}")
-        layer = getattr(model, "feature_tap", None)
-        if layer is None:
-            raise ValueError(
-                f"{type(model).__name__} has no 'feature_tap' module (the Grad-CAM target layer); "
-                "wrap the network like ramlico.methods.lico.LICOClassifier"
-            )
+        layer = cam_target_layer(model)
         reshape = _TokenGrid(int(getattr(model, "num_prefix_tokens", 0)))
         self.method = method
         self.model = model
@@ -102,7 +119,8 @@ class SaliencyExplainer:
 def gradcam_per_class(model: nn.Module, images: Tensor, classes: Sequence[int]) -> Tensor:
     """Grad-CAM of every image for each of ``classes``: ``(B, 3, H, W)`` -> ``(B, C, H, W)``.
 
-    One forward pass with the graph cut at ``model.feature_tap``: its output ``A`` (``(B, K, h,
+    One forward pass with the graph cut at the target layer (:func:`cam_target_layer`): its
+    output ``A`` (``(B, K, h,
     w)``; ViT tokens reshaped as in :class:`SaliencyExplainer`) becomes a leaf, and for each class
     ``c`` the gradient of ``sum_b s_c(b)`` reaches ``A`` through the layers after the tap only.
     In eval mode images do not interact, so this is each image's own ``d s_c / d A``. Then, as
@@ -110,17 +128,16 @@ def gradcam_per_class(model: nn.Module, images: Tensor, classes: Sequence[int]) 
     bilinearly resized to ``(H, W)`` and min-max scaled again (values in [0, 1], float32, CPU).
 
     Args:
-        model: classifier with a ``feature_tap`` module (and ``num_prefix_tokens`` for ViTs).
+        model: classifier with a ``feature_tap`` or ``cam_layer`` module (and
+            ``num_prefix_tokens`` for ViTs).
         images: ``(B, 3, H, W)`` normalised images.
         classes: class indices, one map each.
     Raises:
-        ValueError: a model without ``feature_tap``, or a class outside the model's output.
+        ValueError: a model without a target layer, or a class outside the model's output.
     """
     from pytorch_grad_cam.utils.image import scale_cam_image
 
-    layer = getattr(model, "feature_tap", None)
-    if layer is None:
-        raise ValueError(f"{type(model).__name__} has no 'feature_tap' module to explain at")
+    layer = cam_target_layer(model)
     reshape = _TokenGrid(int(getattr(model, "num_prefix_tokens", 0)))
     cut: list[Tensor] = []
 

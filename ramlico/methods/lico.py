@@ -121,7 +121,8 @@ class LICOHParams:
 class LICOClassifier(nn.Module):
     """The inference network: timm encoder + GAP (timm's pooling) + linear head.
 
-    ``feature_tap`` is an identity on the last feature map: Grad-CAM hooks it (target layer).
+    ``feature_tap`` is an identity on the last feature map: Grad-CAM hooks it (target layer) on
+    CNNs; on ViTs Grad-CAM hooks :attr:`cam_layer` (the last block's attention input).
 
     Args:
         encoder: a :class:`TimmBackbone` (``num_classes=0``).
@@ -150,6 +151,18 @@ class LICOClassifier(nn.Module):
     @property
     def num_prefix_tokens(self) -> int:
         return self.encoder.num_prefix_tokens
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """Grad-CAM's target layer. CNNs: :attr:`feature_tap`. ViTs (timm ``blocks`` whose last
+        has ``norm1``): that LayerNorm, i.e. the ``(B, L, D)`` tokens entering the last
+        attention, so the class token's gradient reaches the patch tokens through it (at the
+        final-norm tokens a class-token-pooled ViT gives the patches no gradient: all-zero maps).
+        """
+        blocks = getattr(self.encoder.model, "blocks", None)
+        last = blocks[-1] if isinstance(blocks, nn.Sequential) and len(blocks) else None
+        norm = getattr(last, "norm1", None)
+        return norm if isinstance(norm, nn.Module) else self.feature_tap
 
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, 3, H, W)`` -> ``(maps (B, N, d'), pooled (B, N_pool))``.

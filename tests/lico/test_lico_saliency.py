@@ -121,12 +121,16 @@ def test_gradcam_per_class_equals_the_package_class_by_class():
     torch.manual_seed(0)
     encoder = TimmBackbone("test_resnet", zero_init_last=False, output_stride=16)
     resnet = LICOClassifier(encoder, num_classes=5)  # 4 x 4 maps at 64 px
-    # 4 x 4 patches; average pooling: with class-token pooling no gradient reaches the patch
-    # tokens at the tap and both implementations give all-zero maps
-    vit = LICOClassifier(TimmBackbone("test_vit", img_size=64, global_pool="avg"), num_classes=5)
+    # ViTs, 4 x 4 patches: Grad-CAM at the last attention's input, class token or average pooled
+    vit = LICOClassifier(TimmBackbone("test_vit", img_size=64), num_classes=5)
+    vit_avg = LICOClassifier(TimmBackbone("test_vit", img_size=64, global_pool="avg"), 5)
+    assert (
+        vit.cam_layer is vit.encoder.model.blocks[-1].norm1
+        and resnet.cam_layer is resnet.feature_tap
+    )
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     classes = [2, 0, 2]
-    for model in (TapModel(), resnet, vit):
+    for model in (TapModel(), resnet, vit, vit_avg):
         model.train()
         maps = gradcam_per_class(model, x, classes)
         assert model.training  # the mode is restored

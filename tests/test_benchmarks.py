@@ -13,8 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {
+    # one configuration, in its own subprocess (the CPU default); the GPU suite runs the others
     "ram_step": ["--model", "ramlico-tiny-ViT", "--batch", "2", "--steps", "1", "--warmup", "0",
-                 "--precision", "fp32", "--device", "cpu"],
+                 "--precision", "fp32", "--device", "cpu", "--mode", "train"],
     "lico_step": ["--backbone", "test_resnet", "--text-model", "ramlico-tiny-ViT", "--batch", "4",
                   "--image-size", "32", "--classes", "10", "--steps", "1", "--warmup", "0"],
     "lazsl": ["--model", "ramlico-tiny-ViT", "--images", "2", "--batch", "1", "--classes", "20",

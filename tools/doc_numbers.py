@@ -22,8 +22,9 @@ A block of numbers in a Markdown file is marked with the commands that produce i
   values of the keys of all its commands, in order. Each must equal the fresh value rounded
   to the decimals shown, within ``tolerance`` (optional, default 0).
 * Commands run with one CPU thread (``OMP_NUM_THREADS=1``): a seeded training run is
-  bit-reproducible for a given thread count, and other counts may move a trained metric by a
-  point (reductions are split differently).
+  bit-reproducible for a given thread count on a given CPU model. Another thread count or CPU
+  (e.g. AVX2 against AVX-512 kernels) rounds differently, and training amplifies that: a block
+  of trained metrics states the ``tolerance`` seen across CPUs (docs/development.md).
 * Every command must also be visible: written out (verbatim, up to whitespace and ``\\`` line
   breaks) in the block or in the 25 lines above its marker, so the reader sees how to reproduce it.
 

@@ -10,6 +10,9 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := .make/installed-$(shell $(PYTHON) -c "import sys; print('%d.%d' % sys.version_info[:2])")
 PYTEST_ARGS ?=
+# One test worker per core (pytest-xdist; tests/conftest.py groups the tests that share state).
+# PYTEST_WORKERS= runs the suite in this one process.
+PYTEST_WORKERS ?= -n auto --dist loadgroup --no-loadscope-reorder
 
 .PHONY: install test demo bench gpu-wheels gpu-smoke lint clean
 
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml
 	@mkdir -p .make && touch $@
 
 test: install
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The embedded default (`python train.py` = experiment ram_demo): trains RAM on the generated data
 # (the toy CLIP shipped in the package, CPU), then evaluates the best checkpoint on the ZSL and

@@ -143,11 +143,15 @@ def run_cuda_tests(paths: list[str], timeout: float) -> dict:
     """``pytest -m gpu`` on ``paths`` in a subprocess; counts, exit code and the output's tail."""
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rfE", "-p", "no:cacheprovider",
            *paths]  # fmt: skip
+    # a fresh session, also when this script runs inside a pytest(-xdist) worker
+    inherited = ("PYTEST_XDIST", "PYTEST_CURRENT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
     counts = {k: 0 for k in ("passed", "failed", "skipped", "errors")}
-    summary = out.strip().splitlines()[-1] if out.strip() else ""
+    # pytest's summary is the last line of its stdout (plugins may warn on stderr after it)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     for number, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", summary):
         counts["errors" if word.startswith("error") else word] = int(number)
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,8 +36,35 @@ def _image_check_cache(tmp_path_factory):
         os.environ["RAMLICO_CACHE_DIR"] = old
 
 
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+# `make test` runs the suite in one worker process per core (`-n auto --dist loadgroup`). Tests
+# that share state run in one worker, as one group: a module's tests (module fixtures), each of
+# these folders (a session fixture: the trained RAM runs of tests/toy and tests/predict), and the
+# README checks, whose commands write the demo data under the checkout's data/. The longest
+# groups go first so that no worker is left with one at the end.
+TESTS = Path(__file__).resolve().parent
+SHARED_FOLDERS = ("predict", "toy")
+LONG_GROUPS = ("test_readme.py", "toy", "test_gpu_suite.py", "predict", "test_benchmarks.py")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per worker (and for the commands it starts): workers x threads = cores
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _group(item: pytest.Item) -> str:
+    rel = Path(str(item.path)).resolve().relative_to(TESTS)
+    return rel.parts[0] if rel.parts[0] in SHARED_FOLDERS else rel.as_posix()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` need CUDA: skipped (with the reason) where there is none."""
+    """Groups for pytest-xdist (above); tests marked ``gpu`` are skipped where there is no CUDA."""
+    if config.pluginmanager.hasplugin("xdist"):
+        rank = {g: i for i, g in enumerate(LONG_GROUPS)}
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+        # stable: the long groups first, the rest in collection order
+        items.sort(key=lambda item: rank.get(_group(item), len(rank)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu); none is available here")

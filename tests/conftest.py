@@ -64,10 +64,11 @@ def pytest_collection_modifyitems(config, items):
     """Groups for pytest-xdist (above); tests marked ``gpu`` are skipped where there is no CUDA."""
     if config.pluginmanager.hasplugin("xdist"):
         rank = {g: i for i, g in enumerate(LONG_GROUPS)}
+        groups = {item.nodeid: _group(item) for item in items}
         for item in items:
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
         # stable: the long groups first, the rest in collection order
-        items.sort(key=lambda item: rank.get(_group(item), len(rank)))
+        items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu); none is available here")
